@@ -1,0 +1,221 @@
+import BatonCore
+import CBaton
+import Glibc
+import Logging
+
+/// The runtime around the `Supervisor` state machine: it owns the listeners, the notify socket,
+/// the signal and timer fds and the workers' output pipes, feeds events to the machine and
+/// performs the actions it returns. Everything runs on the calling (main) thread.
+public final class Master {
+    let configuration: Configuration
+    let environment: [(key: String, value: String)]
+    let logger: Logger
+    let masterPID = getpid()
+
+    var machine = Supervisor()
+    let reactor: Reactor
+    let timers: TimerQueue
+    let output = WorkerOutput()
+    var signals: CInt = -1
+    var notify: NotifySocket?
+    var sockets: [BoundSocket] = []
+
+    /// The configuration each live generation was prepared with.
+    var generationConfigs: [Int: Configuration] = [:]
+    /// Live worker processes by pid (the session id of everything they start).
+    var workers: [pid_t: WorkerID] = [:]
+    var pidsByGeneration: [Int: [pid_t]] = [:]
+    var exitCode: Int32 = 0
+    var interruptCount = 0
+
+    /// - Parameters:
+    ///   - environment: the master's environment, read once at start-up before any thread exists.
+    public init(configuration: Configuration, environment: [(key: String, value: String)], logger: Logger)
+        throws(SystemError)
+    {
+        self.configuration = configuration
+        self.environment = environment
+        self.logger = logger
+        reactor = try Reactor()
+        timers = try TimerQueue()
+    }
+
+    /// The signals the master takes through its signalfd. Block them before any thread starts.
+    public static let handledSignals: [CInt] = [SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGCHLD, SIGTTIN, SIGTTOU]
+
+    /// Binds, starts the first generation and runs until the machine says exit. Returns the exit
+    /// code. Call `blockSignals()` first, before any other thread is started.
+    public func run(signalFD: CInt) -> Int32 {
+        signals = signalFD
+        signal(SIGPIPE, SIG_IGN)
+        if baton_set_child_subreaper() != 0 {
+            logger.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: orphaned grandchildren go to init")
+        }
+        do {
+            sockets = try ListenerBinder.bind(configuration.listeners)
+        } catch {
+            logger.error("\(error)")
+            return 1
+        }
+        defer { closeListeners() }
+        do {
+            let notify = try NotifySocket(masterPID: masterPID)
+            self.notify = notify
+            try reactor.register(signals) { [unowned self] _ in self.readSignals() }
+            try reactor.register(timers.fd) { [unowned self] _ in self.fireTimers() }
+            try reactor.register(notify.fd) { [unowned self] _ in self.readNotifications() }
+        } catch {
+            logger.error("\(error)")
+            return 1
+        }
+        for socket in sockets {
+            logger.info("listener=\(socket.name) address=\(socket.local) bound")
+        }
+        let program = configuration.program
+        logger.notice(
+            "baton master pid=\(masterPID) started: program=\(program.name) workers=\(program.workers) handoff=\(program.handoff.rawValue)"
+        )
+        dispatch(.start)
+        reactor.run { [unowned self] in self.afterEachWakeUp() }
+        OutputSink.standardOutput.flush()
+        OutputSink.standardError.flush()
+        return exitCode
+    }
+
+    // MARK: - Events
+
+    /// Feeds one event to the machine and performs its actions. Actions that produce events (a
+    /// spawn, a prepared generation) feed those at once, before the remaining actions.
+    func dispatch(_ event: SupervisorEvent) {
+        let actions = machine.handle(event, at: Clock.now())
+        for action in actions { perform(action) }
+    }
+
+    func readSignals() {
+        while true {
+            let number = baton_signalfd_read(signals)
+            guard number > 0 else { return }
+            switch number {
+            case SIGCHLD:
+                reapChildren()
+            case SIGHUP:
+                logger.info("SIGHUP: reload")
+                dispatch(.reloadRequested(.signal))
+            case SIGTERM:
+                logger.info("SIGTERM: graceful stop")
+                dispatch(.stopRequested(.graceful))
+            case SIGINT:
+                interruptCount += 1
+                logger.info(interruptCount == 1 ? "SIGINT: graceful stop" : "SIGINT again: fast stop")
+                dispatch(.stopRequested(interruptCount == 1 ? .graceful : .fast))
+            case SIGQUIT:
+                logger.info("SIGQUIT: fast stop")
+                dispatch(.stopRequested(.fast))
+            default:
+                logger.info("\(SignalName.name(number)) ignored: changing the worker count at run time is not supported yet")
+            }
+        }
+    }
+
+    func reapChildren() {
+        while true {
+            var code: CInt = 0
+            var status: CInt = 0
+            let pid = baton_reap_one(&code, &status)
+            guard pid > 0 else { return }
+            let reason: ExitReason = code == CLD_EXITED ? .exited(status) : .signaled(status)
+            if workers[pid] != nil {
+                // Read what the worker said last before its exit is judged, so a report can quote it.
+                for fd in output.drain(pid: pid) {
+                    reactor.unregister(fd)
+                    output.finish(fd: fd)
+                }
+                workers[pid] = nil
+            }
+            dispatch(.processExited(pid: pid, reason))
+        }
+    }
+
+    func fireTimers() {
+        for timer in timers.takeExpired(now: Clock.now()) {
+            dispatch(.timerFired(timer))
+        }
+    }
+
+    func readNotifications() {
+        notify?.receiveAll { datagram in
+            // Accept only processes in a live worker's session: the worker itself, or whatever it
+            // started (a shell wrapper's server).
+            guard datagram.pid > 0, let session = ProcStat.session(of: datagram.pid), let id = workers[session] else {
+                logger.warning("notify: ignored a datagram from pid=\(datagram.pid): not in a live worker's session")
+                return
+            }
+            switch datagram.message {
+            case .failure(let error):
+                logger.warning("notify: \(id) pid=\(session): rejected message: \(error)")
+            case .success(let message):
+                if message["READY"] == "1" { dispatch(.workerReady(pid: session)) }
+                if let status = message["STATUS"] { logger.debug("\(id) pid=\(session) status: \(status)") }
+                if message["STOPPING"] == "1" { logger.debug("\(id) pid=\(session) is stopping") }
+            }
+        }
+    }
+
+    func afterEachWakeUp() {
+        for sink in [OutputSink.standardOutput, OutputSink.standardError] where sink.hasPending {
+            sink.flush()
+        }
+    }
+
+    // MARK: - Actions
+
+    func perform(_ action: SupervisorAction) {
+        switch action {
+        case .prepareGeneration(let number):
+            generationConfigs[number] = configuration
+            dispatch(.generationPrepared(generation: number, GenerationSettings(program: configuration.program)))
+        case .spawn(let id):
+            dispatch(spawnWorker(id))
+        case .signal(let pid, let signal, let group):
+            if kill(group ? -pid : pid, signal) != 0 && errno != ESRCH {
+                logger.warning("kill(\(group ? -pid : pid), \(SignalName.name(signal))): \(String(cString: strerror(errno)))")
+            }
+        case .setTimer(let id, let deadline):
+            timers.set(id, at: deadline)
+        case .cancelTimer(let id):
+            timers.cancel(id)
+        case .log(let record):
+            log(record)
+        case .reloadFinished:
+            break
+        case .notifySystemd(let notification):
+            logger.debug("systemd: \(notification)")
+        case .forgetGeneration(let number):
+            generationConfigs[number] = nil
+            output.forget(pids: pidsByGeneration.removeValue(forKey: number) ?? [])
+        case .exit(let code):
+            exitCode = code
+            reactor.stop()
+        }
+    }
+
+    func log(_ record: LogRecord) {
+        logger.log(level: record.level.loggerLevel, "\(record.message)")
+        guard let pid = record.outputOf else { return }
+        let tail = output.tail(of: pid)
+        if tail.isEmpty {
+            logger.log(level: record.level.loggerLevel, "pid=\(pid) wrote no output")
+        }
+        for line in tail {
+            logger.log(level: record.level.loggerLevel, "pid=\(pid) | \(line)")
+        }
+    }
+
+    func closeListeners() {
+        for socket in sockets {
+            close(socket.fd)
+            if let path = socket.ownsPath { unlink(path) }
+        }
+        sockets = []
+    }
+}

@@ -1,0 +1,105 @@
+import BatonCore
+import CBaton
+import Glibc
+
+/// Forwards each worker's stdout and stderr, line by line, to the master's own with a prefix
+/// (`[web gen=3 pid=4121] `), and keeps each worker's last lines for failure reports. Reads are
+/// non-blocking and bounded, so a flooding worker costs the master only its share of the loop.
+final class WorkerOutput {
+    static let tailLines = 20
+    static let maximumLine = 8192
+
+    private struct Stream {
+        var pid: pid_t
+        var prefix: String
+        var sink: OutputSink
+        var partial: [UInt8] = []
+    }
+
+    private var streams: [CInt: Stream] = [:]
+    private var tails: [pid_t: [String]] = [:]
+    private var buffer = [UInt8](repeating: 0, count: 65536)
+
+    /// Starts forwarding `fd` (a pipe's read end, now owned here) for worker `pid`.
+    func add(fd: CInt, pid: pid_t, prefix: String, sink: OutputSink) {
+        _ = baton_set_nonblocking(fd, 1)
+        streams[fd] = Stream(pid: pid, prefix: prefix, sink: sink)
+        if tails[pid] == nil { tails[pid] = [] }
+    }
+
+    /// Reads what `fd` has now. Returns false at end of file (the fd is then closed and forgotten:
+    /// the caller unregisters it first).
+    func read(fd: CInt) -> Bool {
+        // One read per wake-up keeps a flooding worker from starving the rest of the loop.
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        if count > 0 {
+            consume(fd: fd, bytes: buffer[..<count])
+            return true
+        }
+        if count < 0 && (errno == EAGAIN || errno == EINTR) { return true }
+        finish(fd: fd)
+        return false
+    }
+
+    /// Reads everything `fd` holds now (before its worker's exit is reported, so the report can
+    /// quote its last words).
+    func drain(pid: pid_t) -> [CInt] {
+        var ended: [CInt] = []
+        for (fd, stream) in streams where stream.pid == pid {
+            var rounds = 0
+            while rounds < 64 {
+                rounds += 1
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    consume(fd: fd, bytes: buffer[..<count])
+                    continue
+                }
+                if count == 0 { ended.append(fd) }
+                break
+            }
+        }
+        return ended
+    }
+
+    /// Closes a stream, flushing its last partial line.
+    func finish(fd: CInt) {
+        guard let stream = streams.removeValue(forKey: fd) else { return }
+        if !stream.partial.isEmpty { emit(stream, String(decoding: stream.partial, as: UTF8.self)) }
+        close(fd)
+    }
+
+    /// The last lines of a worker's output, oldest first.
+    func tail(of pid: pid_t) -> [String] { tails[pid] ?? [] }
+
+    /// Forgets the kept lines of workers that are gone for good.
+    func forget(pids: [pid_t]) {
+        for pid in pids { tails[pid] = nil }
+    }
+
+    var openStreams: Int { streams.count }
+
+    private func consume(fd: CInt, bytes: ArraySlice<UInt8>) {
+        guard var stream = streams[fd] else { return }
+        var start = bytes.startIndex
+        while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            let line = stream.partial + bytes[start..<newline]
+            stream.partial.removeAll(keepingCapacity: true)
+            emit(stream, String(decoding: line, as: UTF8.self))
+            start = newline + 1
+        }
+        stream.partial += bytes[start...]
+        if stream.partial.count > Self.maximumLine {
+            emit(stream, String(decoding: stream.partial, as: UTF8.self) + " [line cut]")
+            stream.partial.removeAll(keepingCapacity: true)
+        }
+        streams[fd] = stream
+    }
+
+    private func emit(_ stream: Stream, _ line: String) {
+        stream.sink.writeLine(stream.prefix + line)
+        var tail = tails[stream.pid] ?? []
+        if tail.count >= Self.tailLines { tail.removeFirst(tail.count - Self.tailLines + 1) }
+        tail.append(line)
+        tails[stream.pid] = tail
+    }
+}

@@ -1,0 +1,260 @@
+#define _GNU_SOURCE
+#include "CBaton.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+// One fork at a time: keeps the window in which a child holds copies of another spawn's fds
+// (before its exec closes them) as short as possible, and makes the signal-mask dance simple.
+static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *baton_spawn_stage_name(int stage) {
+    switch (stage) {
+    case BATON_SPAWN_STAGE_NONE: return "none";
+    case BATON_SPAWN_STAGE_PIPE: return "pipe";
+    case BATON_SPAWN_STAGE_FORK: return "fork";
+    case BATON_SPAWN_STAGE_SETSID: return "setsid";
+    case BATON_SPAWN_STAGE_SETGROUPS: return "setgroups";
+    case BATON_SPAWN_STAGE_SETGID: return "setgid";
+    case BATON_SPAWN_STAGE_SETUID: return "setuid";
+    case BATON_SPAWN_STAGE_PDEATHSIG: return "pdeathsig";
+    case BATON_SPAWN_STAGE_CHDIR: return "chdir";
+    case BATON_SPAWN_STAGE_FDS: return "fds";
+    case BATON_SPAWN_STAGE_EXEC: return "execve";
+    default: return "unknown";
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child side. Everything below runs between fork() and execve(): async-signal-safe calls only,
+// no allocation, no locks, no stdio.
+
+// Reports a failed stage to the parent and exits. errno is read first: nothing may clobber it.
+static void child_fail(int error_fd, int stage) {
+    baton_spawn_failure failure = {.stage = stage, .error = errno};
+    ssize_t written;
+    do {
+        written = write(error_fd, &failure, sizeof failure);
+    } while (written < 0 && errno == EINTR);
+    _exit(127);
+}
+
+// Writes "LISTEN_PID=<pid>" into buffer (at least 32 bytes) without snprintf.
+static void child_format_listen_pid(char *buffer, pid_t pid) {
+    static const char prefix[] = "LISTEN_PID=";
+    size_t at = 0;
+    for (; prefix[at] != '\0'; at++) buffer[at] = prefix[at];
+    char digits[16];
+    int count = 0;
+    unsigned long value = (unsigned long)pid;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    while (count > 0) buffer[at++] = digits[--count];
+    buffer[at] = '\0';
+}
+
+// Marks every fd >= first close-on-exec. `limit` is the RLIMIT_NOFILE soft limit, read before
+// fork, for kernels without close_range(2).
+static int child_cloexec_from(int first, int limit) {
+    if (syscall(SYS_close_range, (unsigned int)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+    if (errno != ENOSYS && errno != EINVAL) return -1;
+    for (int fd = first; fd < limit; fd++) {
+        // EBADF for fds that are not open is expected and harmless.
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static void child_run(const baton_spawn_request *request, pid_t parent_pid, int error_fd,
+                      int *moved, int fd_limit) {
+    // Handlers of the master make no sense in the worker, and ignored signals would be inherited
+    // across exec. Signals are all blocked here (the parent blocked them around fork), so no
+    // handler can run before this loop finishes. The raw system call, because glibc's sigaction
+    // refuses its reserved signals (32, 33), and a test runner was seen leaving 32 ignored.
+    // All zeros is SIG_DFL with no flags and an empty mask, whatever the kernel struct's layout.
+    const unsigned long default_action[8] = {0};
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        (void)syscall(SYS_rt_sigaction, sig, default_action, NULL, (size_t)((NSIG - 1) / 8));
+    }
+
+    if (setsid() < 0) child_fail(error_fd, BATON_SPAWN_STAGE_SETSID);
+
+    if (request->change_credentials) {
+        if (setgroups((size_t)request->ngroups, request->groups) < 0)
+            child_fail(error_fd, BATON_SPAWN_STAGE_SETGROUPS);
+        if (setgid(request->gid) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_SETGID);
+        if (setuid(request->uid) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_SETUID);
+    }
+
+    // After the credential change, which clears the parent-death signal.
+    if (request->death_signal != 0) {
+        if (prctl(PR_SET_PDEATHSIG, (unsigned long)request->death_signal, 0, 0, 0) < 0)
+            child_fail(error_fd, BATON_SPAWN_STAGE_PDEATHSIG);
+        // The parent may have died before prctl took effect: then nobody would signal us.
+        if (getppid() != parent_pid) {
+            errno = ESRCH;
+            child_fail(error_fd, BATON_SPAWN_STAGE_PDEATHSIG);
+        }
+    }
+
+    if (request->cwd != NULL && chdir(request->cwd) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_CHDIR);
+
+    // Move the error pipe and every source above the highest target first, so that placing one
+    // fd can never overwrite a source still to be placed, and so that no dup2(fd, fd) happens
+    // (it would leave FD_CLOEXEC set). The copies are close-on-exec.
+    const int nfds = request->nfds;
+    const int first_free = 3 + nfds;
+    int moved_error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, first_free);
+    if (moved_error_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    error_fd = moved_error_fd;
+    for (int i = 0; i < nfds; i++) {
+        moved[i] = fcntl(request->fds[i], F_DUPFD_CLOEXEC, first_free);
+        if (moved[i] < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    }
+    int stdout_fd = -1, stderr_fd = -1;
+    if (request->stdout_fd >= 0) {
+        stdout_fd = fcntl(request->stdout_fd, F_DUPFD_CLOEXEC, first_free);
+        if (stdout_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    }
+    if (request->stderr_fd >= 0) {
+        stderr_fd = fcntl(request->stderr_fd, F_DUPFD_CLOEXEC, first_free);
+        if (stderr_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    }
+
+    // stdin: without O_CLOEXEC, since it may land on 0 directly.
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    if (null_fd != 0) {
+        if (dup2(null_fd, 0) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+        close(null_fd);
+    }
+    if (stdout_fd >= 0 && dup2(stdout_fd, 1) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    if (stderr_fd >= 0 && dup2(stderr_fd, 2) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    for (int i = 0; i < nfds; i++) {
+        // moved[i] >= first_free > 3 + i, so dup2 always clears FD_CLOEXEC on the target.
+        if (dup2(moved[i], 3 + i) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    }
+    // Everything at first_free and above (the moved copies and the error pipe included) goes
+    // away at exec; the error pipe stays usable until then.
+    if (child_cloexec_from(first_free, fd_limit) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+
+    if (request->listen_pid_index >= 0)
+        child_format_listen_pid(request->envp[request->listen_pid_index], getpid());
+
+    sigset_t empty;
+    sigemptyset(&empty);
+    (void)sigprocmask(SIG_SETMASK, &empty, NULL);
+
+    execve(request->path, request->argv, request->envp);
+    child_fail(error_fd, BATON_SPAWN_STAGE_EXEC);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent side.
+
+static int fd_limit_for_fallback(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur == RLIM_INFINITY ||
+        limit.rlim_cur > (1 << 20))
+        return 1 << 20;
+    return (int)limit.rlim_cur;
+}
+
+static int fail(baton_spawn_failure *failure, int stage, int error) {
+    failure->stage = stage;
+    failure->error = error;
+    errno = error;
+    return -1;
+}
+
+int baton_spawn(const baton_spawn_request *request, pid_t *pid, baton_spawn_failure *failure) {
+    failure->stage = BATON_SPAWN_STAGE_NONE;
+    failure->error = 0;
+    if (request->nfds < 0 || request->nfds > 65536 || (request->nfds > 0 && request->fds == NULL) ||
+        (request->change_credentials && request->ngroups < 0))
+        return fail(failure, BATON_SPAWN_STAGE_FDS, EINVAL);
+
+    // Everything the child needs is allocated here, before fork.
+    int *moved = malloc(sizeof(int) * (size_t)(request->nfds > 0 ? request->nfds : 1));
+    if (moved == NULL) return fail(failure, BATON_SPAWN_STAGE_FORK, ENOMEM);
+    const int fd_limit = fd_limit_for_fallback();
+
+    int error_pipe[2];
+    if (pipe2(error_pipe, O_CLOEXEC) < 0) {
+        int error = errno;
+        free(moved);
+        return fail(failure, BATON_SPAWN_STAGE_PIPE, error);
+    }
+
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_mutex_lock(&fork_lock);
+    // No handler of the master may run in the child before its dispositions are reset.
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    const pid_t parent_pid = getpid();
+    const pid_t child = fork();
+    if (child == 0) {
+        close(error_pipe[0]);
+        child_run(request, parent_pid, error_pipe[1], moved, fd_limit);
+        _exit(127); // not reached
+    }
+    const int fork_error = errno;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    pthread_mutex_unlock(&fork_lock);
+    free(moved);
+    close(error_pipe[1]);
+
+    if (child < 0) {
+        close(error_pipe[0]);
+        return fail(failure, BATON_SPAWN_STAGE_FORK, fork_error);
+    }
+
+    // EOF: the pipe's write end was closed by a successful exec. A record: the child failed.
+    baton_spawn_failure record;
+    size_t have = 0;
+    int read_error = 0;
+    while (have < sizeof record) {
+        ssize_t n = read(error_pipe[0], (char *)&record + have, sizeof record - have);
+        if (n > 0) {
+            have += (size_t)n;
+        } else if (n == 0) {
+            break;
+        } else if (errno != EINTR) {
+            read_error = errno;
+            break;
+        }
+    }
+    close(error_pipe[0]);
+
+    if (have == 0 && read_error == 0) {
+        *pid = child;
+        return 0;
+    }
+    if (have < sizeof record) {
+        // Cannot tell what the child is doing: do not leave it running half set up.
+        kill(child, SIGKILL);
+        record.stage = BATON_SPAWN_STAGE_PIPE;
+        record.error = read_error != 0 ? read_error : EIO;
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    return fail(failure, record.stage, record.error);
+}
