@@ -9,6 +9,8 @@ public struct Worker: Sendable, Equatable {
         case draining(pid: Int32)
         /// SIGKILLed; waiting for the kernel to report its exit.
         case killed(pid: Int32)
+        /// The main process exited while draining; the rest of its process group still drains.
+        case lingering(pgid: Int32)
         /// Crashed while serving; started again at `until`.
         case waitingRestart(until: MonotonicInstant)
         case gone
@@ -31,14 +33,14 @@ public struct Worker: Sendable, Equatable {
     public var pid: Int32? {
         switch state {
         case .starting(let pid, _), .ready(let pid, _), .draining(let pid), .killed(let pid): return pid
-        case .spawning, .waitingRestart, .gone: return nil
+        case .spawning, .waitingRestart, .lingering, .gone: return nil
         }
     }
 
     /// True while a process of this slot may still be running.
     public var isLive: Bool {
         switch state {
-        case .spawning, .starting, .ready, .draining, .killed: return true
+        case .spawning, .starting, .ready, .draining, .killed, .lingering: return true
         case .waitingRestart, .gone: return false
         }
     }

@@ -10,9 +10,14 @@ extension Supervisor {
             actions.append(.signal(pid: pid, signal: 9, group: true))
             return
         }
-        generations[g].workers[id.index].state = .starting(pid: pid, since: now)
         generations[g].workers[id.index].startedAt = now
         log(.info, "\(id) pid=\(pid) spawned")
+        if phase == .stopping(.fast) {
+            generations[g].workers[id.index].state = .killed(pid: pid)
+            actions.append(.signal(pid: pid, signal: 9, group: generations[g].settings?.killMode != .process))
+            return
+        }
+        generations[g].workers[id.index].state = .starting(pid: pid, since: now)
         let generation = generations[g]
         let settings = generation.settings ?? GenerationSettings(workers: generation.workers.count)
         switch generation.state {
@@ -38,6 +43,7 @@ extension Supervisor {
             scheduleRestart(g, id.index, lived: .zero, what: "\(id) could not be started: \(reason)", outputOf: nil)
         case .preparing, .draining, .failed:
             removeFinishedGenerations()
+            exitIfStopped()
         }
     }
 
@@ -66,28 +72,46 @@ extension Supervisor {
         let worker = generations[g].workers[w]
         let generation = generations[g]
         let settings = generation.settings ?? GenerationSettings(workers: generation.workers.count)
-        if settings.killMode == .group {
-            // Whatever the worker left behind in its process group goes with it.
-            actions.append(.signal(pid: pid, signal: 9, group: true))
-        }
-        let lived = worker.startedAt.map { now.duration(since: $0) } ?? .zero
+        let group = settings.killMode == .group
+        // Stability counts from readiness: a replacement that never got ready did not run well.
+        let lived: Duration
+        if case .ready(_, let since) = worker.state { lived = now.duration(since: since) } else { lived = .zero }
         switch generation.state {
         case .starting:
+            // Whatever the failed worker left in its process group goes with it.
+            if group { actions.append(.signal(pid: pid, signal: 9, group: true)) }
             generations[g].workers[w].state = .gone
             let when = worker.isReady ? "after ready, before its generation was complete" : "before ready"
             fail(
                 generation: generation.number,
                 reason: "worker=\(worker.id.index) pid=\(pid) \(reason) \(when)", outputOf: pid)
         case .serving where !isStopping:
+            if group { actions.append(.signal(pid: pid, signal: 9, group: true)) }
             if case .starting = worker.state { actions.append(.cancelTimer(.workerReady(worker.id))) }
             scheduleRestart(g, w, lived: lived, what: "\(worker.id) pid=\(pid) \(reason)", outputOf: pid)
         case .preparing, .serving, .draining, .failed:
-            generations[g].workers[w].state = .gone
             let level: LogRecord.Level = reason.isClean ? .info : .warning
             log(level, "\(worker.id) pid=\(pid) \(reason)", outputOf: reason.isClean ? nil : pid)
+            if group {
+                // The rest of its group (a shell wrapper's server) may still be draining.
+                generations[g].workers[w].state = .lingering(pgid: pid)
+                actions.append(.watchGroup(pgid: pid))
+                return
+            }
+            generations[g].workers[w].state = .gone
             removeFinishedGenerations()
             exitIfStopped()
         }
+    }
+
+    mutating func groupEmptied(pgid: Int32) {
+        for g in generations.indices {
+            for w in generations[g].workers.indices where generations[g].workers[w].state == .lingering(pgid: pgid) {
+                generations[g].workers[w].state = .gone
+            }
+        }
+        removeFinishedGenerations()
+        exitIfStopped()
     }
 
     /// A serving worker crashed: start it again after the backoff, and say so if it keeps crashing.
@@ -126,7 +150,7 @@ extension Supervisor {
             actions.append(.signal(pid: pid, signal: 9, group: generations[g].settings?.killMode != .process))
         case .drain(let number):
             guard let g = generationIndex(number) else { return }
-            let live = generations[g].workers.filter { $0.pid != nil && $0.isLive }
+            let live = generations[g].workers.filter { $0.isLive && $0.state != .spawning }
             guard !live.isEmpty else { return }
             let timeout = DurationText.format(generations[g].settings?.drainTimeout ?? .zero)
             log(.warning, "gen=\(number) drain timeout (\(timeout)): killing \(live.count) worker(s)")
@@ -156,7 +180,7 @@ extension Supervisor {
                 actions.append(.signal(pid: pid, signal: settings.drainSignal, group: settings.killMode == .group))
             case .waitingRestart:
                 generations[g].workers[w].state = .gone
-            case .spawning, .draining, .killed, .gone:
+            case .spawning, .draining, .killed, .lingering, .gone:
                 break
             }
         }
@@ -176,6 +200,8 @@ extension Supervisor {
             case .starting(let pid, _), .ready(let pid, _), .draining(let pid):
                 generations[g].workers[w].state = .killed(pid: pid)
                 actions.append(.signal(pid: pid, signal: 9, group: group))
+            case .lingering(let pgid):
+                actions.append(.signal(pid: pgid, signal: 9, group: true))
             case .waitingRestart:
                 generations[g].workers[w].state = .gone
             case .spawning, .killed, .gone:
@@ -187,7 +213,9 @@ extension Supervisor {
 
     /// Beyond `limit` draining generations, the oldest are killed.
     mutating func enforceMaxDraining(limit: Int) {
-        let draining = generations.filter(\.isDraining).map(\.number)
+        let draining = generations.filter { generation in
+            generation.isDraining && generation.workers.contains { if case .draining = $0.state { true } else { false } }
+        }.map(\.number)
         guard draining.count > limit else { return }
         for number in draining.prefix(draining.count - limit) {
             log(.warning, "gen=\(number) killed: more than \(limit) generations draining")
@@ -199,7 +227,7 @@ extension Supervisor {
         guard let g = generationIndex(number) else { return }
         for worker in generations[g].workers {
             switch worker.state {
-            case .gone, .waitingRestart, .draining, .killed:
+            case .gone, .waitingRestart, .draining, .killed, .lingering:
                 actions.append(.cancelTimer(.respawn(worker.id)))
             case .starting, .ready, .spawning:
                 break

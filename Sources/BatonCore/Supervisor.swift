@@ -60,6 +60,7 @@ public struct Supervisor: Sendable {
         case .workerSpawnFailed(let id, let reason): workerSpawnFailed(id, reason: reason)
         case .workerReady(let pid): workerReady(pid: pid)
         case .processExited(let pid, let reason): processExited(pid: pid, reason: reason)
+        case .groupEmptied(let pgid): groupEmptied(pgid: pgid)
         case .timerFired(let timer): timerFired(timer)
         case .stopRequested(let mode): stop(mode)
         }
@@ -115,6 +116,7 @@ public struct Supervisor: Sendable {
                 continue
             }
             cancelWorkerTimers(generation: number)
+            actions.append(.cancelTimer(.generationReady(generation: number)))
             if mode == .fast {
                 kill(generation: number)
             } else if !generations[index].state.isWindingDown {
@@ -202,6 +204,7 @@ public struct Supervisor: Sendable {
             drain(generation: older.number, reason: "replaced by gen=\(number)")
         }
         enforceMaxDraining(limit: generation.settings?.maxDraining ?? 4)
+        removeFinishedGenerations()
         guard let reload = activeReload, reload.generation == number else { return }
         activeReload = nil
         let duration = now.duration(since: reload.startedAt)
@@ -212,7 +215,7 @@ public struct Supervisor: Sendable {
             log(.notice, "reload ok: gen=\(number) serving in \(DurationText.format(duration))")
         }
         finishReload(reload, .succeeded(generation: number, duration: duration))
-        startPendingReload()
+        startPendingReload(afterStartUp: reload.isInitial)
     }
 
     /// The new generation will not serve: the older one keeps serving.
@@ -224,6 +227,7 @@ public struct Supervisor: Sendable {
         drain(generation: number, reason: "failed")
         concludeFailedReload(number, reason: reason, outputOf: pid)
         removeFinishedGenerations()
+        exitIfStopped()
     }
 
     mutating func concludeFailedReload(_ number: Int, reason: String, outputOf pid: Int32?) {
@@ -247,16 +251,22 @@ public struct Supervisor: Sendable {
         startPendingReload()
     }
 
-    mutating func startPendingReload() {
+    mutating func startPendingReload(afterStartUp: Bool = false) {
         guard activeReload == nil, phase == .running, let pending = pendingReload else { return }
         pendingReload = nil
+        if afterStartUp {
+            // Requests during start-up announced nothing (systemd was still waiting for READY=1).
+            actions.append(.notifySystemd(.reloading(status: "reloading")))
+        }
         beginGeneration(requesters: pending, isInitial: false)
     }
 
     mutating func finishReload(_ reload: ActiveReload, _ outcome: ReloadOutcome) {
         if !reload.isInitial {
             lastReload = ReloadRecord(outcome: outcome, finishedAt: now)
-            if case .stopping = phase {} else {
+            // systemd's reload ends with READY=1; a coalesced follow-up reload still to come
+            // keeps it open, so READY=1 waits for the reload that covers the last request.
+            if case .stopping = phase {} else if pendingReload == nil {
                 actions.append(.notifySystemd(.ready(status: servingStatus())))
             }
         }

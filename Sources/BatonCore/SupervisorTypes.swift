@@ -174,6 +174,8 @@ public enum SupervisorEvent: Sendable, Equatable {
     /// `READY=1` from the worker whose main pid is given (the runtime attributes senders).
     case workerReady(pid: Int32)
     case processExited(pid: Int32, ExitReason)
+    /// The process group watched after `.watchGroup` has no member left.
+    case groupEmptied(pgid: Int32)
     case timerFired(TimerID)
     case stopRequested(StopMode)
 }
@@ -192,6 +194,10 @@ public enum SupervisorAction: Sendable, Equatable {
     /// Tell these control requests how the reload covering them ended.
     case reloadFinished(requests: [UInt64], ReloadOutcome)
     case notifySystemd(SystemdNotification)
+    /// A draining worker's main process exited but its process group may live on (a shell
+    /// wrapper dies at once on SIGTERM while its server drains). Answer with `groupEmptied` once no
+    /// member is left, at once if none is.
+    case watchGroup(pgid: Int32)
     /// A generation and its settings are no longer needed.
     case forgetGeneration(Int)
     case exit(code: Int32)

@@ -27,6 +27,8 @@ public final class Master {
     var pidsByGeneration: [Int: [pid_t]] = [:]
     var exitCode: Int32 = 0
     var interruptCount = 0
+    /// Process groups of exited draining workers that still have members.
+    var lingeringGroups: Set<pid_t> = []
 
     /// - Parameters:
     ///   - environment: the master's environment, read once at start-up before any thread exists.
@@ -122,7 +124,7 @@ public final class Master {
             var code: CInt = 0
             var status: CInt = 0
             let pid = baton_reap_one(&code, &status)
-            guard pid > 0 else { return }
+            guard pid > 0 else { break }
             let reason: ExitReason = code == CLD_EXITED ? .exited(status) : .signaled(status)
             if workers[pid] != nil {
                 // Read what the worker said last before its exit is judged, so a report can quote it.
@@ -134,6 +136,20 @@ public final class Master {
             }
             dispatch(.processExited(pid: pid, reason))
         }
+        checkLingeringGroups()
+    }
+
+    /// Members of a lingering group are our children once its leader is gone (we are a subreaper),
+    /// so each reap is the moment to see whether a group emptied.
+    func checkLingeringGroups() {
+        for pgid in lingeringGroups where !Self.groupHasMembers(pgid) {
+            lingeringGroups.remove(pgid)
+            dispatch(.groupEmptied(pgid: pgid))
+        }
+    }
+
+    static func groupHasMembers(_ pgid: pid_t) -> Bool {
+        kill(-pgid, 0) == 0 || errno == EPERM
     }
 
     func fireTimers() {
@@ -180,6 +196,8 @@ public final class Master {
             if kill(group ? -pid : pid, signal) != 0 && errno != ESRCH {
                 logger.warning("kill(\(group ? -pid : pid), \(SignalName.name(signal))): \(String(cString: strerror(errno)))")
             }
+            // A lingering group that is already empty says so only here: nothing more gets reaped.
+            if group && lingeringGroups.contains(pid) { checkLingeringGroups() }
         case .setTimer(let id, let deadline):
             timers.set(id, at: deadline)
         case .cancelTimer(let id):
@@ -190,6 +208,12 @@ public final class Master {
             break
         case .notifySystemd(let notification):
             logger.debug("systemd: \(notification)")
+        case .watchGroup(let pgid):
+            if Self.groupHasMembers(pgid) {
+                lingeringGroups.insert(pgid)
+            } else {
+                dispatch(.groupEmptied(pgid: pgid))
+            }
         case .forgetGeneration(let number):
             generationConfigs[number] = nil
             output.forget(pids: pidsByGeneration.removeValue(forKey: number) ?? [])
