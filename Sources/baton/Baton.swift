@@ -11,7 +11,7 @@ struct Baton: ParsableCommand {
             (SIGHUP) starts a new generation and drains the old one only once every new worker \
             is ready.
             """,
-        subcommands: [Run.self, Check.self],
+        subcommands: [Run.self, Reload.self, Status.self, Stop.self, Scale.self, Check.self],
         defaultSubcommand: nil
     )
 }

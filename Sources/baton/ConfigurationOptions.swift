@@ -59,9 +59,7 @@ struct ConfigurationOptions: ParsableArguments {
             configuration = Configuration(program: ProgramSpec(name: "", command: []))
         }
         try apply(to: &configuration)
-        if configuration.program.name.isEmpty, let first = configuration.program.command.first {
-            configuration.program.name = String(first.split(separator: "/").last ?? Substring(first))
-        }
+        configuration.program.name = configuration.effectiveProgramName
         let problems = configuration.problems()
         guard problems.isEmpty else {
             let origin = config.map { "\($0): " } ?? ""
