@@ -16,6 +16,8 @@ let package = Package(
     targets: [
         // fork/exec with fd placement and other calls Swift cannot make safely.
         .target(name: "CBaton"),
+        // libsystemd's sd-daemon API: sd_notify and socket activation.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // The supervisor's decisions: configuration model and the pure state machine. No I/O.
         .target(name: "BatonCore"),
         // TOML configuration file loading (TOMLKit) into BatonCore's model.
@@ -26,7 +28,7 @@ let package = Package(
         // The thin runtime: event loop, listeners, spawning, notify socket, output, logging.
         .target(
             name: "BatonRuntime",
-            dependencies: ["BatonCore", "CBaton", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["BatonCore", "CBaton", "CSystemd", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "baton",
