@@ -11,11 +11,11 @@ extension Master {
 
     /// Starts one worker of a generation with the listeners at fds 3... and its environment.
     func spawnWorker(_ id: WorkerID) -> SupervisorEvent {
-        guard let config = generationConfigs[id.generation], let notify else {
+        guard let config = generationConfigs[id.generation], let handed = generationSockets[id.generation], let notify else {
             return .workerSpawnFailed(id, reason: "its generation is gone")
         }
         let program = config.program
-        let environment = workerEnvironment(id, config: config, notifyAddress: notify.address)
+        let environment = workerEnvironment(id, config: config, sockets: handed, notifyAddress: notify.address)
         let searchPath = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
         do throws(SpawnError) {
             let executable = try ProcessSpawner.resolveExecutable(
@@ -36,7 +36,7 @@ extension Master {
             }
             let request = SpawnRequest(
                 executable: executable, arguments: program.command, environment: environment,
-                setsListenPID: program.handoff == .listenFDs, fds: sockets.map(\.fd),
+                setsListenPID: program.handoff == .listenFDs, fds: handed.map(\.fd),
                 standardOutput: pipes.first?.write, standardError: pipes.last?.write,
                 workingDirectory: program.cwd, credentials: credentials, deathSignal: program.drainSignal)
             let pid: pid_t
@@ -68,7 +68,7 @@ extension Master {
 
     /// The worker's whole environment: the master's (unless `inherit_env = false`) without what
     /// describes the master, the program's `env`, and the handoff variables.
-    func workerEnvironment(_ id: WorkerID, config: Configuration, notifyAddress: String) -> [String] {
+    func workerEnvironment(_ id: WorkerID, config: Configuration, sockets: [BoundSocket], notifyAddress: String) -> [String] {
         let program = config.program
         var variables: [String: String] = [:]
         var order: [String] = []

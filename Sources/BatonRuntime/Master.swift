@@ -7,10 +7,15 @@ import Logging
 /// the signal and timer fds and the workers' output pipes, feeds events to the machine and
 /// performs the actions it returns. Everything runs on the calling (main) thread.
 public final class Master {
-    let configuration: Configuration
+    /// The configuration the next generation is prepared with (re-read at each reload).
+    var configuration: Configuration
     let environment: [(key: String, value: String)]
     let logger: Logger
     let masterPID = getpid()
+    let startedAt = Clock.now()
+    /// Reads the configuration again (file and flags) for a reload; nil: keep the one given.
+    let reloadConfiguration: (() throws -> Configuration)?
+    let configPath: String?
 
     var machine = Supervisor()
     let reactor: Reactor
@@ -18,10 +23,17 @@ public final class Master {
     let output = WorkerOutput()
     var signals: CInt = -1
     var notify: NotifySocket?
+    /// The listeners of the current configuration, in fd order.
     var sockets: [BoundSocket] = []
+    /// Listeners removed from the configuration, open while a live generation still holds them.
+    var retiredSockets: [BoundSocket] = []
 
-    /// The configuration each live generation was prepared with.
+    /// The configuration and sockets each live generation was prepared with.
     var generationConfigs: [Int: Configuration] = [:]
+    var generationSockets: [Int: [BoundSocket]] = [:]
+    var control: ControlServer?
+    /// Control clients waiting for the outcome of a reload (`reload --wait`), with its progress.
+    var reloadWatchers: Set<ControlClientID> = []
     /// Live worker processes by pid (the session id of everything they start).
     var workers: [pid_t: WorkerID] = [:]
     var pidsByGeneration: [Int: [pid_t]] = [:]
@@ -32,12 +44,16 @@ public final class Master {
 
     /// - Parameters:
     ///   - environment: the master's environment, read once at start-up before any thread exists.
-    public init(configuration: Configuration, environment: [(key: String, value: String)], logger: Logger)
-        throws(SystemError)
-    {
+    ///   - reloadConfiguration: reads the configuration anew for each reload.
+    public init(
+        configuration: Configuration, configPath: String? = nil, environment: [(key: String, value: String)],
+        logger: Logger, reloadConfiguration: (() throws -> Configuration)? = nil
+    ) throws(SystemError) {
         self.configuration = configuration
+        self.configPath = configPath
         self.environment = environment
         self.logger = logger
+        self.reloadConfiguration = reloadConfiguration
         reactor = try Reactor()
         timers = try TimerQueue()
     }
@@ -66,10 +82,20 @@ public final class Master {
             try reactor.register(signals) { [unowned self] _ in self.readSignals() }
             try reactor.register(timers.fd) { [unowned self] _ in self.fireTimers() }
             try reactor.register(notify.fd) { [unowned self] _ in self.readNotifications() }
+            let environment = Dictionary(self.environment.map { ($0.key, $0.value) }) { $1 }
+            let path = ControlPath.masterPath(
+                configured: configuration.master.control, program: configuration.program.name,
+                environment: environment, uid: geteuid())
+            control = try ControlServer(path: path, reactor: reactor, logger: logger) { [unowned self] client, request in
+                self.handleControl(client, request)
+            }
+            control?.onDisconnect = { [unowned self] client in self.reloadWatchers.remove(client) }
+            logger.info("control socket \(path)")
         } catch {
             logger.error("\(error)")
             return 1
         }
+        defer { control?.close() }
         for socket in sockets {
             logger.info("listener=\(socket.name) address=\(socket.local) bound")
         }
@@ -89,7 +115,13 @@ public final class Master {
     /// Feeds one event to the machine and performs its actions. Actions that produce events (a
     /// spawn, a prepared generation) feed those at once, before the remaining actions.
     func dispatch(_ event: SupervisorEvent) {
+        let before = reloadWatchers.isEmpty ? nil : machine.generations
         let actions = machine.handle(event, at: Clock.now())
+        if let before {
+            for progress in ControlProgress.events(from: before, to: machine.generations) {
+                for client in reloadWatchers { control?.send(progress, to: client) }
+            }
+        }
         for action in actions { perform(action) }
     }
 
@@ -188,8 +220,7 @@ public final class Master {
     func perform(_ action: SupervisorAction) {
         switch action {
         case .prepareGeneration(let number):
-            generationConfigs[number] = configuration
-            dispatch(.generationPrepared(generation: number, GenerationSettings(program: configuration.program)))
+            prepare(generation: number)
         case .spawn(let id):
             dispatch(spawnWorker(id))
         case .signal(let pid, let signal, let group):
@@ -204,8 +235,14 @@ public final class Master {
             timers.cancel(id)
         case .log(let record):
             log(record)
-        case .reloadFinished:
-            break
+        case .reloadFinished(let requests, let outcome):
+            var tail: [String] = []
+            if case .failed(_, _, let pid?) = outcome { tail = output.tail(of: pid) }
+            for id in requests {
+                let client = ControlClientID(rawValue: id)
+                reloadWatchers.remove(client)
+                control?.reply(.reload(outcome, output: tail), to: client)
+            }
         case .notifySystemd(let notification):
             logger.debug("systemd: \(notification)")
         case .watchGroup(let pgid):
@@ -216,7 +253,9 @@ public final class Master {
             }
         case .forgetGeneration(let number):
             generationConfigs[number] = nil
+            generationSockets[number] = nil
             output.forget(pids: pidsByGeneration.removeValue(forKey: number) ?? [])
+            closeUnusedSockets()
         case .exit(let code):
             exitCode = code
             reactor.stop()
@@ -236,10 +275,11 @@ public final class Master {
     }
 
     func closeListeners() {
-        for socket in sockets {
+        for socket in sockets + retiredSockets {
             close(socket.fd)
             if let path = socket.ownsPath { unlink(path) }
         }
         sockets = []
+        retiredSockets = []
     }
 }

@@ -7,6 +7,9 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Configuration file (TOML).", valueName: "file"))
     var config: String?
 
+    @Option(name: .long, help: ArgumentHelp("Control socket path (default: per program, see docs/OPERATIONS.md).", valueName: "path"))
+    var control: String?
+
     @Option(name: .long, help: ArgumentHelp("A listener, e.g. http=tcp://127.0.0.1:8080 (repeatable).", valueName: "name=address"))
     var listen: [String] = []
 
@@ -112,6 +115,7 @@ struct ConfigurationOptions: ParsableArguments {
         if let killMode { program.killMode = try parse(killMode, "--kill-mode") }
         if let output { program.output = try parse(output, "--output") }
         if let logLevel { configuration.master.logLevel = try parse(logLevel, "--log-level") }
+        if let control { configuration.master.control = control }
         configuration.program = program
     }
 

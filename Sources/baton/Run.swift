@@ -41,7 +41,10 @@ struct Run: ParsableCommand {
         let logger = Logger(label: "baton")
         let master: Master
         do {
-            master = try Master(configuration: configuration, environment: environment, logger: logger)
+            let options = self.options
+            master = try Master(
+                configuration: configuration, configPath: options.config, environment: environment, logger: logger,
+                reloadConfiguration: { try options.resolve() })
         } catch {
             FileOutput.standardError("baton: \(error)")
             throw ExitCode(ExitStatus.failed)

@@ -13,14 +13,15 @@ import Testing
         h.reloadServing(id: 1)
     }
 
-    @Test func drainingWorkerExitingIsLoggedAndItsGroupCleanedUp() {
+    @Test func drainingWorkerExitingIsLoggedAndItsGroupWatched() {
         var h = SupervisorHarness()
         Self.draining(&h)
         h.advance(by: .milliseconds(500))
+        // No SIGKILL: the rest of its group (a shell wrapper's server) may still be draining.
         #expect(
             h.exit(1, 0) == [
-                .signal(pid: 101, signal: 9, group: true),
                 .log(LogRecord(.info, "gen=1 worker=0 pid=101 exited with status 0")),
+                .watchGroup(pgid: 101),
             ])
         #expect(h.worker(1, 0)?.state == .gone)
         #expect(h.generation(1)?.isDraining == true)
@@ -34,8 +35,8 @@ import Testing
         h.advance(by: .seconds(1))
         #expect(
             h.exit(1, 1) == [
-                .signal(pid: 102, signal: 9, group: true),
                 .log(LogRecord(.info, "gen=1 worker=1 pid=102 exited with status 0")),
+                .watchGroup(pgid: 102),
                 .cancelTimer(.drain(generation: 1)),
                 .log(LogRecord(.info, "gen=1 exited, drained in 1.5s")),
                 .forgetGeneration(1),
@@ -153,5 +154,29 @@ import Testing
         #expect(actions.forgottenGenerations == [1])
         #expect(actions.log(containing: "gen=1 exited") != nil)
         #expect(h.machine.generations.map(\.number) == [2])
+    }
+
+    @Test func lingeringGroupKeepsTheGenerationUntilItEmpties() {
+        var h = SupervisorHarness()
+        h.lingeringGroups = [101]
+        Self.draining(&h)
+        let exited = h.exit(1, 0)
+        #expect(exited.contains(.watchGroup(pgid: 101)))
+        #expect(h.worker(1, 0)?.state == .lingering(pgid: 101))
+        _ = h.exit(1, 1)
+        #expect(h.generation(1) != nil, "gen 1 ended while its first worker's group still drained")
+        let emptied = h.handle(.groupEmptied(pgid: 101))
+        #expect(emptied.forgottenGenerations == [1])
+        #expect(h.generation(1) == nil)
+    }
+
+    @Test func drainTimeoutKillsALingeringGroup() {
+        var h = SupervisorHarness()
+        h.lingeringGroups = [101]
+        Self.draining(&h)
+        _ = h.exit(1, 0)
+        _ = h.exit(1, 1)
+        let fired = h.fire(.drain(generation: 1))
+        #expect(fired.signalsSent == [.signal(pid: 101, signal: 9, group: true)])
     }
 }

@@ -279,8 +279,8 @@ import Testing
         #expect(h.handle(.stopRequested(.fast)).signalsSent == [.signal(pid: 101, signal: 9, group: true)])
         let late = h.handle(.workerSpawned(Self.id(1, 1), pid: 102))
         #expect(late.signalsSent == [.signal(pid: 102, signal: 9, group: true)])
-        _ = h.handle(.processExited(pid: 101, .signaled(9)))
-        #expect(h.handle(.processExited(pid: 102, .signaled(9))).exitCodes == [0])
+        _ = h.drive(.processExited(pid: 101, .signaled(9)))
+        #expect(h.drive(.processExited(pid: 102, .signaled(9))).exitCodes == [0])
     }
 
     @Test func workerSpawnedAfterAGracefulStopIsDrained() {
@@ -291,8 +291,8 @@ import Testing
         _ = h.handle(.stopRequested(.graceful))
         let late = h.handle(.workerSpawned(Self.id(1, 1), pid: 102))
         #expect(late.signalsSent == [.signal(pid: 102, signal: 15, group: true)])
-        _ = h.handle(.processExited(pid: 101, .exited(0)))
-        #expect(h.handle(.processExited(pid: 102, .exited(0))).exitCodes == [0])
+        _ = h.drive(.processExited(pid: 101, .exited(0)))
+        #expect(h.drive(.processExited(pid: 102, .exited(0))).exitCodes == [0])
     }
 
     @Test func exitCodeAfterAFailedStartUpStays1() {

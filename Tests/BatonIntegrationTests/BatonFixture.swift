@@ -11,6 +11,8 @@ final class BatonFixture {
     /// Port of the first TCP listener, as the master reported it after binding.
     let port: Int
     let switchesFile: String
+    /// The master's control socket, in the test's own directory.
+    let controlPath: String
 
     /// Starts `baton run` with `--listen http=tcp://127.0.0.1:0` (unless `listen` says otherwise)
     /// and the test worker with `--switches-file` in the temporary directory, then waits for
@@ -26,9 +28,10 @@ final class BatonFixture {
     ) throws {
         directory = try TemporaryDirectory()
         switchesFile = directory.file("switches")
+        controlPath = directory.file("control/baton.sock")
         let worker = try Binaries.testWorker()
         let program = command ?? ([worker, "--switches-file", switchesFile] + workerArguments)
-        var arguments = ["run", "--workers", String(workers)]
+        var arguments = ["run", "--control", controlPath, "--workers", String(workers)]
         for entry in listen { arguments += ["--listen", entry] }
         arguments += batonArguments + ["--"] + program
         process = try SupervisedProcess(
@@ -81,6 +84,16 @@ final class BatonFixture {
             else { return nil }
             return pid_t(line[range.upperBound...].prefix { $0.isNumber })
         }
+    }
+
+    /// Runs a `baton` client subcommand against this master; returns its exit status and output.
+    func client(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: BatonTestSupport.ExitStatus, output: String) {
+        let child = try SupervisedProcess(executable: try Binaries.baton(), arguments: arguments + ["--control", controlPath])
+        defer { child.cleanup() }
+        let status = try child.waitForExit(timeout: timeout)
+        // Returns (by throwing) once the exited client's output has been read to its end.
+        _ = try? child.waitForLine(after: child.mark(), timeout: .seconds(5)) { _ in false }
+        return (status, child.lines.joined(separator: "\n"))
     }
 
     /// GET / on the first listener.
