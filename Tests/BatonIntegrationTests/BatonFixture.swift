@@ -18,7 +18,7 @@ final class BatonFixture {
     /// and the test worker with `--switches-file` in the temporary directory, then waits for
     /// `gen=1 serving` (unless `waitForServing` is false).
     init(
-        workers: Int = 2,
+        workers: Int? = 2,
         batonArguments: [String] = [],
         listen: [String] = ["http=tcp://127.0.0.1:0"],
         workerArguments: [String] = ["--ready-delay", "50"],
@@ -31,7 +31,8 @@ final class BatonFixture {
         controlPath = directory.file("control/baton.sock")
         let worker = try Binaries.testWorker()
         let program = command ?? ([worker, "--switches-file", switchesFile] + workerArguments)
-        var arguments = ["run", "--control", controlPath, "--workers", String(workers)]
+        var arguments = ["run", "--control", controlPath]
+        if let workers { arguments += ["--workers", String(workers)] }
         for entry in listen { arguments += ["--listen", entry] }
         arguments += batonArguments + ["--"] + program
         process = try SupervisedProcess(
