@@ -90,7 +90,8 @@ final class BatonFixture {
     /// Runs a `baton` client subcommand against this master; returns its exit status and output.
     func client(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: BatonTestSupport.ExitStatus, output: String) {
         let child = try SupervisedProcess(executable: try Binaries.baton(), arguments: arguments + ["--control", controlPath])
-        defer { child.cleanup() }
+        // The client quotes the master's worker pids: those groups are not the client's to kill.
+        defer { child.cleanup(reportedGroups: false) }
         let status = try child.waitForExit(timeout: timeout)
         // Returns (by throwing) once the exited client's output has been read to its end.
         _ = try? child.waitForLine(after: child.mark(), timeout: .seconds(5)) { _ in false }

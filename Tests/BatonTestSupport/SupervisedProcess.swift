@@ -188,9 +188,10 @@ public final class SupervisedProcess: Sendable {
         return status
     }
 
-    /// SIGKILLs the process, its process group, and every process group whose pid appeared in the
+    /// SIGKILLs the process, its process group, and (unless `reportedGroups` is false: a client
+    /// that merely quotes pids, like `baton status`) every process group whose pid appeared in the
     /// output as `pid=<N>`, then waits (up to 10 s) until the process was reaped. Idempotent.
-    public func cleanup() {
+    public func cleanup(reportedGroups: Bool = true) {
         let first = shared.state.withLock { state in
             defer { state.cleanedUp = true }
             return !state.cleanedUp
@@ -200,7 +201,7 @@ public final class SupervisedProcess: Sendable {
         // The group outlives its leader while members remain, so its id cannot be reused yet.
         _ = kill(-pid, SIGKILL)
         let protected: Set<pid_t> = [0, 1, getpid(), getpgrp(), pid]
-        for group in Self.pids(in: lines) where !protected.contains(group) {
+        for group in Self.pids(in: reportedGroups ? lines : []) where !protected.contains(group) {
             _ = kill(-group, SIGKILL)
         }
         _ = shared.doorbell.wait(until: .now + .seconds(10)) { shared.state.withLock { $0.exitedAt != nil } }
