@@ -24,6 +24,9 @@ public struct Worker: Sendable, Equatable {
     public var crashesInARow: Int = 0
     /// When the current process started (spawned), for uptime and stability.
     public var startedAt: MonotonicInstant?
+    /// Removed by scaling down: its process drains and the slot is never restarted. A retired
+    /// slot whose process is gone may be taken again by a later scale-up.
+    public var retired = false
 
     public init(id: WorkerID, state: State) {
         self.id = id
@@ -79,6 +82,8 @@ public struct Generation: Sendable, Equatable {
     public var workers: [Worker] = []
     public var createdAt: MonotonicInstant
     public var servingSince: MonotonicInstant?
+    /// When its draining workers are killed (set when it starts draining or fails).
+    public var drainDeadline: MonotonicInstant?
 
     public init(number: Int, state: State, createdAt: MonotonicInstant) {
         self.number = number
@@ -88,6 +93,10 @@ public struct Generation: Sendable, Equatable {
 
     public var liveWorkers: Int { workers.filter(\.isLive).count }
     public var readyWorkers: Int { workers.filter(\.isReady).count }
+    /// The slots it runs (retired ones left out): its worker count.
+    public var size: Int { workers.filter { !$0.retired }.count }
+    /// Every slot it runs is ready.
+    public var isComplete: Bool { workers.allSatisfy { $0.retired || $0.isReady } }
 
     public var isDraining: Bool {
         if case .draining = state { return true }

@@ -19,16 +19,25 @@ extension Supervisor {
         }
         generations[g].workers[id.index].state = .starting(pid: pid, since: now)
         let generation = generations[g]
-        let settings = generation.settings ?? GenerationSettings(workers: generation.workers.count)
-        switch generation.state {
-        case .serving:
-            actions.append(.setTimer(.workerReady(id), deadline: now + settings.readyTimeout))
-        case .draining, .failed:
+        let settings = settings(of: g)
+        if generation.state.isWindingDown {
+            // Its generation gave up while it started: it drains with the others, by their deadline.
             generations[g].workers[id.index].state = .draining(pid: pid)
-            actions.append(.signal(pid: pid, signal: settings.drainSignal, group: settings.killMode == .group))
-        case .preparing, .starting:
-            break
+            let deadline = generation.drainDeadline ?? now + settings.drainTimeout
+            actions.append(drainOrder(pid: pid, settings, timeout: deadline.duration(since: now)))
+            return
         }
+        if generation.workers[id.index].retired {
+            // A scale-down retired the slot while its process started.
+            generations[g].workers[id.index].state = .draining(pid: pid)
+            actions.append(drainOrder(pid: pid, settings, timeout: settings.drainTimeout))
+            actions.append(.setTimer(.workerDrain(id), deadline: now + settings.drainTimeout))
+            return
+        }
+        if generation.state == .serving {
+            actions.append(.setTimer(.workerReady(id), deadline: now + settings.readyTimeout))
+        }
+        startReadinessChecks(g, id.index)
     }
 
     mutating func workerSpawnFailed(_ id: WorkerID, reason: String) {
@@ -36,6 +45,12 @@ extension Supervisor {
             generations[g].workers[id.index].state == .spawning
         else { return }
         generations[g].workers[id.index].state = .gone
+        if generations[g].workers[id.index].retired {
+            log(.warning, "\(id) could not be started: \(reason)")
+            removeFinishedGenerations()
+            exitIfStopped()
+            return
+        }
         switch generations[g].state {
         case .starting:
             fail(generation: id.generation, reason: "worker=\(id.index): \(reason)", outputOf: nil)
@@ -47,16 +62,28 @@ extension Supervisor {
         }
     }
 
+    /// `READY=1` from a worker. It counts only when the generation's readiness is `notify`.
     mutating func workerReady(pid: Int32) {
-        guard let (g, w) = locate(pid: pid), case .starting(_, let since) = generations[g].workers[w].state else {
+        guard let (g, w) = locate(pid: pid), case .starting = generations[g].workers[w].state else { return }
+        let readiness = settings(of: g).readiness
+        guard readiness == .notify else {
+            log(.debug, "\(generations[g].workers[w].id) pid=\(pid) sent READY=1: ignored, readiness is \(readiness)")
             return
         }
+        becomeReady(g, w)
+    }
+
+    /// A starting worker is ready, by whatever its generation's readiness says.
+    mutating func becomeReady(_ g: Int, _ w: Int) {
+        guard case .starting(let pid, let since) = generations[g].workers[w].state else { return }
         let id = generations[g].workers[w].id
         generations[g].workers[w].state = .ready(pid: pid, since: now)
         log(.info, "\(id) pid=\(pid) ready in \(DurationText.format(now.duration(since: since)))")
+        // Readiness came from the probe or the timer itself: only their timers are left to cancel.
+        cancelReadinessTimers(g, w)
         switch generations[g].state {
         case .starting:
-            if generations[g].workers.allSatisfy(\.isReady) { promote(id.generation) }
+            if generations[g].isComplete { promote(id.generation) }
         case .serving:
             actions.append(.cancelTimer(.workerReady(id)))
         case .preparing, .draining, .failed:
@@ -71,8 +98,14 @@ extension Supervisor {
         }
         let worker = generations[g].workers[w]
         let generation = generations[g]
-        let settings = generation.settings ?? GenerationSettings(workers: generation.workers.count)
+        let settings = settings(of: g)
         let group = settings.killMode == .group
+        if case .starting = worker.state { stopReadinessChecks(g, w) }
+        if worker.retired {
+            actions.append(.cancelTimer(.workerDrain(worker.id)))
+            workerEnded(g, w, pid: pid, reason: reason)
+            return
+        }
         // Stability counts from readiness: a replacement that never got ready did not run well.
         let lived: Duration
         if case .ready(_, let since) = worker.state { lived = now.duration(since: since) } else { lived = .zero }
@@ -90,18 +123,24 @@ extension Supervisor {
             if case .starting = worker.state { actions.append(.cancelTimer(.workerReady(worker.id))) }
             scheduleRestart(g, w, lived: lived, what: "\(worker.id) pid=\(pid) \(reason)", outputOf: pid)
         case .preparing, .serving, .draining, .failed:
-            let level: LogRecord.Level = reason.isClean ? .info : .warning
-            log(level, "\(worker.id) pid=\(pid) \(reason)", outputOf: reason.isClean ? nil : pid)
-            if group {
-                // The rest of its group (a shell wrapper's server) may still be draining.
-                generations[g].workers[w].state = .lingering(pgid: pid)
-                actions.append(.watchGroup(pgid: pid))
-                return
-            }
-            generations[g].workers[w].state = .gone
-            removeFinishedGenerations()
-            exitIfStopped()
+            workerEnded(g, w, pid: pid, reason: reason)
         }
+    }
+
+    /// A worker that was on its way out (draining, killed, retired) exited.
+    mutating func workerEnded(_ g: Int, _ w: Int, pid: Int32, reason: ExitReason) {
+        let worker = generations[g].workers[w]
+        let level: LogRecord.Level = reason.isClean ? .info : .warning
+        log(level, "\(worker.id) pid=\(pid) \(reason)", outputOf: reason.isClean ? nil : pid)
+        if settings(of: g).killMode == .group {
+            // The rest of its group (a shell wrapper's server) may still be draining.
+            generations[g].workers[w].state = .lingering(pgid: pid)
+            actions.append(.watchGroup(pgid: pid))
+            return
+        }
+        generations[g].workers[w].state = .gone
+        removeFinishedGenerations()
+        exitIfStopped()
     }
 
     mutating func groupEmptied(pgid: Int32) {
@@ -136,17 +175,18 @@ extension Supervisor {
             guard let g = generationIndex(number), generations[g].state == .starting else { return }
             let generation = generations[g]
             let timeout = DurationText.format(generation.settings?.readyTimeout ?? .zero)
-            let laggard = generation.workers.first { !$0.isReady }
+            let laggard = generation.workers.first { !$0.retired && !$0.isReady }
             let who = laggard.map { " (worker=\($0.id.index)\($0.pid.map { " pid=\($0)" } ?? ""))" } ?? ""
             fail(
                 generation: number,
-                reason: "not ready within \(timeout): \(generation.readyWorkers)/\(generation.workers.count) workers ready\(who)",
+                reason: "not ready within \(timeout): \(generation.readyWorkers)/\(generation.size) workers ready\(who)",
                 outputOf: laggard?.pid)
         case .workerReady(let id):
             guard let g = generationIndex(id.generation), id.index < generations[g].workers.count,
                 case .starting(let pid, _) = generations[g].workers[id.index].state
             else { return }
             log(.warning, "\(id) pid=\(pid) not ready in time; killing it", outputOf: pid)
+            stopReadinessChecks(g, id.index)
             actions.append(.signal(pid: pid, signal: 9, group: generations[g].settings?.killMode != .process))
         case .drain(let number):
             guard let g = generationIndex(number) else { return }
@@ -157,27 +197,43 @@ extension Supervisor {
             kill(generation: number)
         case .respawn(let id):
             guard !isStopping, let g = generationIndex(id.generation), generations[g].state == .serving,
-                id.index < generations[g].workers.count,
+                id.index < generations[g].workers.count, !generations[g].workers[id.index].retired,
                 case .waitingRestart = generations[g].workers[id.index].state
             else { return }
             generations[g].workers[id.index].state = .spawning
             actions.append(.spawn(id))
+        case .readyDelay(let id):
+            readyDelayPassed(id)
+        case .probe(let id):
+            probeDue(id)
+        case .workerDrain(let id):
+            retiredDrainTimedOut(id)
         }
     }
 
     // MARK: - Draining and killing
 
+    /// How the machine tells a worker to drain; the runtime picks its channel or the signal.
+    func drainOrder(pid: Int32, _ settings: GenerationSettings, timeout: Duration) -> SupervisorAction {
+        // A zero timeout would read as "no deadline" to a worker: the kill comes at once anyway.
+        .drain(pid: pid, signal: settings.drainSignal, group: settings.killMode == .group,
+               timeout: max(timeout, .milliseconds(1)))
+    }
+
     /// Tells every live worker of a generation to drain and starts its drain deadline.
     mutating func drain(generation number: Int, reason: String) {
         guard let g = generationIndex(number) else { return }
-        let settings = generations[g].settings ?? GenerationSettings(workers: generations[g].workers.count)
+        let settings = settings(of: g)
         if case .failed = generations[g].state {} else { generations[g].state = .draining(since: now) }
+        let deadline = now + settings.drainTimeout
+        generations[g].drainDeadline = deadline
         for w in generations[g].workers.indices {
             let worker = generations[g].workers[w]
             switch worker.state {
             case .starting(let pid, _), .ready(let pid, _):
+                if case .starting = worker.state { stopReadinessChecks(g, w) }
                 generations[g].workers[w].state = .draining(pid: pid)
-                actions.append(.signal(pid: pid, signal: settings.drainSignal, group: settings.killMode == .group))
+                actions.append(drainOrder(pid: pid, settings, timeout: settings.drainTimeout))
             case .waitingRestart:
                 generations[g].workers[w].state = .gone
             case .spawning, .draining, .killed, .lingering, .gone:
@@ -187,7 +243,7 @@ extension Supervisor {
         cancelWorkerTimers(generation: number)
         if generations[g].liveWorkers > 0 {
             log(.info, "gen=\(number) draining (\(reason))")
-            actions.append(.setTimer(.drain(generation: number), deadline: now + settings.drainTimeout))
+            actions.append(.setTimer(.drain(generation: number), deadline: deadline))
         }
     }
 
@@ -198,6 +254,7 @@ extension Supervisor {
         for w in generations[g].workers.indices {
             switch generations[g].workers[w].state {
             case .starting(let pid, _), .ready(let pid, _), .draining(let pid):
+                if case .starting = generations[g].workers[w].state { stopReadinessChecks(g, w) }
                 generations[g].workers[w].state = .killed(pid: pid)
                 actions.append(.signal(pid: pid, signal: 9, group: group))
             case .lingering(let pgid):
@@ -254,5 +311,10 @@ extension Supervisor {
     var isStopping: Bool {
         if case .stopping = phase { return true }
         return false
+    }
+
+    /// The settings of the generation at index `g` (known once it was prepared).
+    func settings(of g: Int) -> GenerationSettings {
+        generations[g].settings ?? GenerationSettings(workers: generations[g].workers.count)
     }
 }

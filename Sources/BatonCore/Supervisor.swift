@@ -35,6 +35,10 @@ public struct Supervisor: Sendable {
     /// Requests that arrived during a reload, served together by one follow-up reload.
     var pendingReload: [ReloadRequester]?
     var exitCode: Int32 = 0
+    /// The worker count set at run time (`scale`, TTIN/TTOU), if any; see `Supervisor+Scale`.
+    var scaled: ScaledCount?
+    /// `workers` as the configuration gave it for the latest prepared generation.
+    var configuredWorkers: Int?
     var now = MonotonicInstant(nanoseconds: 0)
     var actions: [SupervisorAction] = []
 
@@ -59,6 +63,9 @@ public struct Supervisor: Sendable {
         case .workerSpawned(let id, let pid): workerSpawned(id, pid: pid)
         case .workerSpawnFailed(let id, let reason): workerSpawnFailed(id, reason: reason)
         case .workerReady(let pid): workerReady(pid: pid)
+        case .probeExited(let id, let pid, let reason): probeExited(id, pid: pid, reason: reason)
+        case .probeSpawnFailed(let id, let pid, let reason): probeSpawnFailed(id, pid: pid, reason: reason)
+        case .scaleRequested(let request): scale(request)
         case .processExited(let pid, let reason): processExited(pid: pid, reason: reason)
         case .groupEmptied(let pgid): groupEmptied(pgid: pgid)
         case .timerFired(let timer): timerFired(timer)
@@ -171,8 +178,9 @@ public struct Supervisor: Sendable {
         actions.append(.prepareGeneration(number))
     }
 
-    mutating func generationPrepared(_ number: Int, _ settings: GenerationSettings) {
+    mutating func generationPrepared(_ number: Int, _ prepared: GenerationSettings) {
         guard let index = generationIndex(number), generations[index].state == .preparing else { return }
+        let settings = applyScale(to: prepared, generation: number)
         generations[index].settings = settings
         generations[index].state = .starting
         generations[index].workers = (0..<settings.workers).map {
@@ -199,7 +207,7 @@ public struct Supervisor: Sendable {
         actions.append(.cancelTimer(.generationReady(generation: number)))
         let generation = generations[index]
         let took = DurationText.format(now.duration(since: generation.createdAt))
-        log(.info, "gen=\(number) serving: \(generation.readyWorkers)/\(generation.workers.count) ready in \(took)")
+        log(.info, "gen=\(number) serving: \(generation.readyWorkers)/\(generation.size) ready in \(took)")
         for older in generations where older.number < number && older.state == .serving {
             drain(generation: older.number, reason: "replaced by gen=\(number)")
         }
@@ -282,7 +290,7 @@ public struct Supervisor: Sendable {
     public func servingStatus() -> String {
         var status = "no generation serving"
         if let serving = servingGeneration {
-            status = "gen \(serving.number) serving: \(serving.readyWorkers)/\(serving.workers.count) ready"
+            status = "gen \(serving.number) serving: \(serving.readyWorkers)/\(serving.size) ready"
         }
         switch lastReload?.outcome {
         case .succeeded(_, let duration)?: status += "; last reload ok in \(DurationText.format(duration))"

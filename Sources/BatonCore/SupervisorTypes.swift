@@ -61,6 +61,41 @@ public enum TimerID: Hashable, Sendable {
     case drain(generation: Int)
     /// A crashed worker of the serving generation is started again then.
     case respawn(WorkerID)
+    /// `ready = "delay"`: a starting worker counts as ready then.
+    case readyDelay(WorkerID)
+    /// `ready = "exec"`: the next readiness probe of a starting worker runs then.
+    case probe(WorkerID)
+    /// A worker retired by scaling down is killed then if it has not exited.
+    case workerDrain(WorkerID)
+}
+
+/// How a generation's workers are judged ready.
+public enum Readiness: Sendable, Equatable, CustomStringConvertible {
+    /// `READY=1` from the worker (on the notify socket, or on its channel).
+    case notify
+    /// A probe command (`ready_command`) run at once and then every `interval` after the last one
+    /// ended, until one exits 0.
+    case exec(interval: Duration)
+    /// This long after the worker was started.
+    case delay(Duration)
+    /// As soon as `execve` succeeded.
+    case spawn
+
+    /// The configuration's word: `notify`, `exec`, `delay`, `spawn`.
+    public var description: String {
+        switch self {
+        case .notify: return "notify"
+        case .exec: return "exec"
+        case .delay: return "delay"
+        case .spawn: return "spawn"
+        }
+    }
+}
+
+/// A change of the worker count: `baton scale N`, or one more/less (`SIGTTIN`/`SIGTTOU`).
+public enum ScaleRequest: Sendable, Equatable {
+    case to(Int)
+    case by(Int)
 }
 
 /// The settings a generation lives by, fixed when it is prepared.
@@ -71,10 +106,11 @@ public struct GenerationSettings: Sendable, Equatable {
     public var drainSignal: Int32
     public var killMode: KillMode
     public var maxDraining: Int
+    public var readiness: Readiness
 
     public init(
         workers: Int, readyTimeout: Duration = .seconds(60), drainTimeout: Duration = .seconds(30),
-        drainSignal: Int32 = 15, killMode: KillMode = .group, maxDraining: Int = 4
+        drainSignal: Int32 = 15, killMode: KillMode = .group, maxDraining: Int = 4, readiness: Readiness = .notify
     ) {
         self.workers = workers
         self.readyTimeout = readyTimeout
@@ -82,12 +118,21 @@ public struct GenerationSettings: Sendable, Equatable {
         self.drainSignal = drainSignal
         self.killMode = killMode
         self.maxDraining = maxDraining
+        self.readiness = readiness
     }
 
     public init(program: ProgramSpec) {
+        let readiness: Readiness
+        switch program.ready {
+        case .notify: readiness = .notify
+        case .exec: readiness = .exec(interval: program.readyInterval)
+        case .delay: readiness = .delay(program.readyDelay)
+        case .spawn: readiness = .spawn
+        }
         self.init(
             workers: program.workers, readyTimeout: program.readyTimeout, drainTimeout: program.drainTimeout,
-            drainSignal: program.drainSignal, killMode: program.killMode, maxDraining: program.maxDraining)
+            drainSignal: program.drainSignal, killMode: program.killMode, maxDraining: program.maxDraining,
+            readiness: readiness)
     }
 }
 
@@ -171,8 +216,15 @@ public enum SupervisorEvent: Sendable, Equatable {
     case generationPreparationFailed(generation: Int, reason: String)
     case workerSpawned(WorkerID, pid: Int32)
     case workerSpawnFailed(WorkerID, reason: String)
-    /// `READY=1` from the worker whose main pid is given (the runtime attributes senders).
+    /// `READY=1` from the worker whose main pid is given (the runtime attributes senders). Counts
+    /// only with `Readiness.notify`.
     case workerReady(pid: Int32)
+    /// The readiness probe run for worker `pid` of that slot (after `.runProbe`) ended.
+    case probeExited(WorkerID, pid: Int32, ExitReason)
+    /// The readiness probe for worker `pid` of that slot could not be started at all.
+    case probeSpawnFailed(WorkerID, pid: Int32, reason: String)
+    /// Run this many workers per generation from now on.
+    case scaleRequested(ScaleRequest)
     case processExited(pid: Int32, ExitReason)
     /// The process group watched after `.watchGroup` has no member left.
     case groupEmptied(pgid: Int32)
@@ -188,6 +240,14 @@ public enum SupervisorAction: Sendable, Equatable {
     case spawn(WorkerID)
     /// Deliver a signal to a worker: to its process group when `group` is true.
     case signal(pid: Int32, signal: Int32, group: Bool)
+    /// Tell a worker to drain and finish within `timeout`: `DRAIN=1` with `TIMEOUT_USEC=` on its
+    /// channel when it has an open one (`handoff = "channel"`), else `signal` as `.signal` would.
+    case drain(pid: Int32, signal: Int32, group: Bool, timeout: Duration)
+    /// Run the readiness probe (`ready_command`) for worker `pid` of that slot; answer with
+    /// `probeExited` once it ends, or `probeSpawnFailed`.
+    case runProbe(WorkerID, pid: Int32)
+    /// The probe of that slot, if one runs, no longer matters: kill it (its exit is not reported).
+    case stopProbe(WorkerID)
     case setTimer(TimerID, deadline: MonotonicInstant)
     case cancelTimer(TimerID)
     case log(LogRecord)

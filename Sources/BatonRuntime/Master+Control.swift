@@ -27,8 +27,18 @@ extension Master {
             logger.info("control: stop\(now ? " now" : "")")
             control?.reply(.success(message: "stopping"), to: client)
             dispatch(.stopRequested(now ? .fast : .graceful))
-        case .scale:
-            control?.reply(.failure("changing the worker count at run time is not supported yet"), to: client)
+        case .scale(let count):
+            switch machine.phase {
+            case .starting, .running:
+                break
+            case .idle, .stopping, .stopped:
+                control?.reply(.failure("the master is stopping"), to: client)
+                return
+            }
+            logger.info("control: scale \(count)")
+            dispatch(.scaleRequested(.to(count)))
+            let workers = machine.workerCount ?? count
+            control?.reply(ControlReply(ok: true, message: "workers: \(workers)", workers: workers), to: client)
         }
     }
 }

@@ -9,7 +9,11 @@ extension Master {
         "BATON_CONTROL",
     ]
 
-    /// Starts one worker of a generation with the listeners at fds 3... and its environment.
+    /// The worker's fd of its channel (`handoff = "channel"`).
+    static let channelFD: CInt = 3
+
+    /// Starts one worker of a generation: with `handoff = "listen-fds"` the listeners at fds 3...;
+    /// with `handoff = "channel"` its channel at fd 3, over which the listeners follow at once.
     func spawnWorker(_ id: WorkerID) -> SupervisorEvent {
         guard let config = generationConfigs[id.generation], let handed = generationSockets[id.generation], let notify else {
             return .workerSpawnFailed(id, reason: "its generation is gone")
@@ -17,26 +21,22 @@ extension Master {
         let program = config.program
         let environment = workerEnvironment(id, config: config, sockets: handed, notifyAddress: notify.address)
         let searchPath = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
+        var channel: (master: CInt, worker: CInt)?
         do throws(SpawnError) {
             let executable = try ProcessSpawner.resolveExecutable(
                 program.command[0], searchPath: searchPath, workingDirectory: program.cwd)
             let credentials = try Credentials.lookup(user: program.user, group: program.group)
-            var pipes: [(read: CInt, write: CInt)] = []
-            if program.output == .forward {
-                for _ in 0..<2 {
-                    var ends: [CInt] = [-1, -1]
-                    guard pipe(&ends) == 0 else {
-                        for pair in pipes { close(pair.read); close(pair.write) }
-                        throw SpawnError(stage: "pipe", errno: errno, message: "cannot create an output pipe: \(String(cString: strerror(errno)))")
-                    }
-                    _ = baton_set_cloexec(ends[0], 1)
-                    _ = baton_set_cloexec(ends[1], 1)
-                    pipes.append((ends[0], ends[1]))
+            if program.handoff == .channel {
+                do {
+                    channel = try WorkerChannel.makePair()
+                } catch {
+                    throw SpawnError(stage: "channel", errno: error.code, message: "cannot create its channel: \(error)")
                 }
             }
+            let pipes = try makeOutputPipes(program.output)
             let request = SpawnRequest(
                 executable: executable, arguments: program.command, environment: environment,
-                setsListenPID: program.handoff == .listenFDs, fds: handed.map(\.fd),
+                setsListenPID: program.handoff == .listenFDs, fds: channel.map { [$0.worker] } ?? handed.map(\.fd),
                 standardOutput: pipes.first?.write, standardError: pipes.last?.write,
                 workingDirectory: program.cwd, credentials: credentials, deathSignal: program.drainSignal)
             let pid: pid_t
@@ -48,21 +48,52 @@ extension Master {
             }
             workers[pid] = id
             pidsByGeneration[id.generation, default: []].append(pid)
-            let prefix = "[\(program.name) gen=\(id.generation) pid=\(pid)] "
-            for (index, pair) in pipes.enumerated() {
-                close(pair.write)
-                output.add(fd: pair.read, pid: pid, prefix: prefix, sink: index == 0 ? .standardOutput : .standardError)
-                do {
-                    try reactor.register(pair.read) { [unowned self] _ in
-                        if !self.output.read(fd: pair.read) { self.reactor.unregister(pair.read) }
-                    }
-                } catch {
-                    logger.warning("\(id) pid=\(pid): cannot watch its output: \(error)")
-                }
+            forwardOutput(pipes, pid: pid, prefix: "[\(program.name) gen=\(id.generation) pid=\(pid)] ", of: "\(id)")
+            if let channel {
+                close(channel.worker)
+                openChannel(fd: channel.master, id: id, pid: pid, sockets: handed)
             }
             return .workerSpawned(id, pid: pid)
         } catch {
+            if let channel {
+                close(channel.master)
+                close(channel.worker)
+            }
             return .workerSpawnFailed(id, reason: error.message)
+        }
+    }
+
+    /// With `output = "forward"`, a stdout and a stderr pipe (both ends close-on-exec; the spawn
+    /// places the write ends); none with `inherit`.
+    func makeOutputPipes(_ mode: OutputMode) throws(SpawnError) -> [(read: CInt, write: CInt)] {
+        guard mode == .forward else { return [] }
+        var pipes: [(read: CInt, write: CInt)] = []
+        for _ in 0..<2 {
+            var ends: [CInt] = [-1, -1]
+            guard pipe(&ends) == 0 else {
+                let code = errno
+                for pair in pipes { close(pair.read); close(pair.write) }
+                throw SpawnError(stage: "pipe", errno: code, message: "cannot create an output pipe: \(String(cString: strerror(code)))")
+            }
+            _ = baton_set_cloexec(ends[0], 1)
+            _ = baton_set_cloexec(ends[1], 1)
+            pipes.append((ends[0], ends[1]))
+        }
+        return pipes
+    }
+
+    /// Forwards a spawned process's output pipes (stdout first) line by line with `prefix`.
+    func forwardOutput(_ pipes: [(read: CInt, write: CInt)], pid: pid_t, prefix: String, of what: String) {
+        for (index, pair) in pipes.enumerated() {
+            close(pair.write)
+            output.add(fd: pair.read, pid: pid, prefix: prefix, sink: index == 0 ? .standardOutput : .standardError)
+            do {
+                try reactor.register(pair.read) { [unowned self] _ in
+                    if !self.output.read(fd: pair.read) { self.reactor.unregister(pair.read) }
+                }
+            } catch {
+                logger.warning("\(what) pid=\(pid): cannot watch its output: \(error)")
+            }
         }
     }
 
@@ -70,32 +101,51 @@ extension Master {
     /// describes the master, the program's `env`, and the handoff variables.
     func workerEnvironment(_ id: WorkerID, config: Configuration, sockets: [BoundSocket], notifyAddress: String) -> [String] {
         let program = config.program
-        var variables: [String: String] = [:]
-        var order: [String] = []
-        func set(_ key: String, _ value: String) {
-            if variables.updateValue(value, forKey: key) == nil { order.append(key) }
-        }
-        if program.inheritEnv {
-            for (key, value) in environment where !Self.scrubbedVariables.contains(key) && !key.hasPrefix("BATON_") {
-                if key == "JOURNAL_STREAM" && program.output == .forward { continue }
-                set(key, value)
-            }
-        }
-        for key in program.env.keys.sorted() { set(key, program.env[key]!) }
+        var variables = baseEnvironment(program)
         let names = sockets.map(\.name)
         let backlogs = sockets.map { socket in
             String(config.listeners.first { $0.name == socket.name }?.backlog ?? 128)
         }
-        if program.handoff == .listenFDs {
-            set("LISTEN_FDS", String(sockets.count))
-            set("LISTEN_FDNAMES", names.joined(separator: ":"))
+        switch program.handoff {
+        case .listenFDs:
+            variables.set("LISTEN_FDS", String(sockets.count))
+            variables.set("LISTEN_FDNAMES", names.joined(separator: ":"))
+        case .channel:
+            variables.set("BATON_CHANNEL_FD", String(Self.channelFD))
         }
-        set("NOTIFY_SOCKET", notifyAddress)
-        set("BATON_GENERATION", String(id.generation))
-        set("BATON_WORKER", String(id.index))
-        set("BATON_MASTER_PID", String(masterPID))
-        set("BATON_LISTEN_BACKLOGS", backlogs.joined(separator: ":"))
-        set("BATON_DRAIN_TIMEOUT_USEC", String(program.drainTimeout.microseconds))
-        return order.map { "\($0)=\(variables[$0]!)" }
+        variables.set("NOTIFY_SOCKET", notifyAddress)
+        variables.set("BATON_GENERATION", String(id.generation))
+        variables.set("BATON_WORKER", String(id.index))
+        variables.set("BATON_MASTER_PID", String(masterPID))
+        variables.set("BATON_LISTEN_BACKLOGS", backlogs.joined(separator: ":"))
+        variables.set("BATON_DRAIN_TIMEOUT_USEC", String(program.drainTimeout.microseconds))
+        return variables.entries
     }
+
+    /// The master's environment (unless `inherit_env = false`) without what describes the master,
+    /// then the program's `env`: what every process baton starts for the program begins with.
+    func baseEnvironment(_ program: ProgramSpec) -> OrderedEnvironment {
+        var variables = OrderedEnvironment()
+        if program.inheritEnv {
+            for (key, value) in environment where !Self.scrubbedVariables.contains(key) && !key.hasPrefix("BATON_") {
+                if key == "JOURNAL_STREAM" && program.output == .forward { continue }
+                variables.set(key, value)
+            }
+        }
+        for key in program.env.keys.sorted() { variables.set(key, program.env[key]!) }
+        return variables
+    }
+}
+
+/// Environment variables in first-set order; setting one again replaces its value in place.
+struct OrderedEnvironment {
+    private var values: [String: String] = [:]
+    private var order: [String] = []
+
+    mutating func set(_ key: String, _ value: String) {
+        if values.updateValue(value, forKey: key) == nil { order.append(key) }
+    }
+
+    /// `KEY=VALUE` strings, for execve.
+    var entries: [String] { order.map { "\($0)=\(values[$0]!)" } }
 }

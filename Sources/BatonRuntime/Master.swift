@@ -41,6 +41,10 @@ public final class Master {
     var interruptCount = 0
     /// Process groups of exited draining workers that still have members.
     var lingeringGroups: Set<pid_t> = []
+    /// The master's ends of the workers' channels (`handoff = "channel"`), by worker pid.
+    var channels: [pid_t: WorkerChannel] = [:]
+    /// Readiness probes that run (`ready = "exec"`), by probe pid.
+    var probes: [pid_t: RunningProbe] = [:]
 
     /// - Parameters:
     ///   - environment: the master's environment, read once at start-up before any thread exists.
@@ -145,8 +149,14 @@ public final class Master {
             case SIGQUIT:
                 logger.info("SIGQUIT: fast stop")
                 dispatch(.stopRequested(.fast))
+            case SIGTTIN:
+                logger.info("SIGTTIN: one worker more")
+                dispatch(.scaleRequested(.by(1)))
+            case SIGTTOU:
+                logger.info("SIGTTOU: one worker less")
+                dispatch(.scaleRequested(.by(-1)))
             default:
-                logger.info("\(SignalName.name(number)) ignored: changing the worker count at run time is not supported yet")
+                logger.info("\(SignalName.name(number)) ignored")
             }
         }
     }
@@ -158,6 +168,7 @@ public final class Master {
             let pid = baton_reap_one(&code, &status)
             guard pid > 0 else { break }
             let reason: ExitReason = code == CLD_EXITED ? .exited(status) : .signaled(status)
+            if reapedProbe(pid, reason) { continue }
             if workers[pid] != nil {
                 // Read what the worker said last before its exit is judged, so a report can quote it.
                 for fd in output.drain(pid: pid) {
@@ -229,6 +240,12 @@ public final class Master {
             }
             // A lingering group that is already empty says so only here: nothing more gets reaped.
             if group && lingeringGroups.contains(pid) { checkLingeringGroups() }
+        case .drain(let pid, let signal, let group, let timeout):
+            drainWorker(pid: pid, signal: signal, group: group, timeout: timeout)
+        case .runProbe(let id, let pid):
+            runProbe(id, workerPID: pid)
+        case .stopProbe(let id):
+            stopProbe(id)
         case .setTimer(let id, let deadline):
             timers.set(id, at: deadline)
         case .cancelTimer(let id):
@@ -254,6 +271,7 @@ public final class Master {
         case .forgetGeneration(let number):
             generationConfigs[number] = nil
             generationSockets[number] = nil
+            for pid in pidsByGeneration[number] ?? [] { closeChannel(pid: pid) }
             output.forget(pids: pidsByGeneration.removeValue(forKey: number) ?? [])
             closeUnusedSockets()
         case .exit(let code):

@@ -20,6 +20,7 @@ final class Server {
         case signals
         case channel
         case listener(Int32)
+        case datagrams(Int32)
         case connection(Connection)
     }
 
@@ -77,6 +78,7 @@ final class Server {
             if let channelFD { watch(channelFD, POLLIN, .channel) }
             if drain == nil && (ready || options.serveBeforeReady) && now >= acceptPausedUntil {
                 for listener in listeners where listener.accepts { watch(listener.fd, POLLIN, .listener(listener.fd)) }
+                for listener in listeners where listener.isDatagram { watch(listener.fd, POLLIN, .datagrams(listener.fd)) }
             }
             for connection in connections.values {
                 let events = (wantsInput(connection) ? POLLIN : 0) | (connection.unsent > 0 ? POLLOUT : 0)
@@ -100,6 +102,8 @@ final class Server {
                     readChannel(after)
                 case .listener(let fd):
                     if drain == nil, listeners.contains(where: { $0.fd == fd }) { acceptAll(fd, after) }
+                case .datagrams(let fd):
+                    if drain == nil, listeners.contains(where: { $0.fd == fd }) { echoAll(fd) }
                 case .connection(let connection):
                     guard connections[connection.fd] === connection else { continue }
                     if Int32(entry.revents) & (POLLIN | POLLHUP | POLLERR) != 0 && wantsInput(connection) {

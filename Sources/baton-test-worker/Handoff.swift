@@ -23,6 +23,8 @@ struct Handoff {
     var channelFD: Int32?
     /// `BATON_GENERATION` from the channel, which wins over the environment.
     var generation: String?
+    /// How many messages the handover over the channel took (nil without a channel).
+    var channelMessages: Int? = nil
 
     /// Takes the sockets from, in this order: the channel (`BATON_CHANNEL_FD`), `LISTEN_FDS` when
     /// `LISTEN_PID` names this process (or its parent with `--listen-pid-parent`), `--listen`.
@@ -72,6 +74,7 @@ struct Handoff {
         var fds: [Int32] = []
         var names: [String] = []
         var generation: String?
+        var messages = 0
         var buffer = [UInt8](repeating: 0, count: 65536)
         var received = [Int32](repeating: -1, count: 253)
         while true {
@@ -91,6 +94,7 @@ struct Handoff {
                 throw HandoffError(SystemError("recvmsg on the channel").description)
             }
             let messageFDs = Array(received.prefix(Int(count)))
+            messages += 1
             if length == 0 && count == 0 {
                 throw HandoffError("the channel closed before the sockets were handed over")
             }
@@ -111,7 +115,8 @@ struct Handoff {
             if let value = fields["BATON_GENERATION"] { generation = value }
             if fields["MORE"] != "1" { break }
         }
-        return Handoff(listeners: describe(fds, names: names), channelFD: channel, generation: generation)
+        return Handoff(
+            listeners: describe(fds, names: names), channelFD: channel, generation: generation, channelMessages: messages)
     }
 
     /// Describes handed-over fds. Listening stream sockets are made non-blocking: the flag lands on

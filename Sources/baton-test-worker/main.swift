@@ -5,10 +5,12 @@
 // `BATON_GENERATION`, fds in SCM_RIGHTS, `MORE=1` on all but the last message); `LISTEN_FDS` when
 // `LISTEN_PID` is this process (its parent with `--listen-pid-parent`); `--listen [NAME=]ADDR`.
 // A worker accepts only once it has sent READY=1 (`--serve-before-ready` accepts at once), so a
-// generation that never becomes ready never takes a connection from the shared queue.
+// generation that never becomes ready never takes a connection from the shared queue. A handed
+// datagram (UDP) socket is an echo: each datagram is answered with `gen=<gen> pid=<pid> <payload>`.
 //
 // Output, one line each, written straight to fd 1 (stdio would hold lines back in a pipe):
 //   listener <name> <ipv4|ipv6|unix> <address>     per socket, then
+//   handover over the channel in <m> messages       with a channel only, then
 //   worker pid=<pid> gen=<gen> listening on <n> sockets
 //   worker pid=<pid> ready                          after READY=1 was sent
 //   draining after <SIGTERM|…|DRAIN=1>: stopped accepting, <n> connections open
@@ -73,6 +75,7 @@ enum WorkerMain {
             worker: environment("BATON_WORKER") ?? "0"
         )
         for listener in handoff.listeners { say("listener \(listener.line)") }
+        if let messages = handoff.channelMessages { say("handover over the channel in \(messages) messages") }
         say("worker pid=\(identity.pid) gen=\(identity.generation) listening on \(handoff.listeners.count) sockets")
 
         let server = Server(

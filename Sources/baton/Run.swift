@@ -39,6 +39,14 @@ struct Run: ParsableCommand {
         let level = configuration.master.logLevel.loggerLevel
         LoggingSystem.bootstrap { _ in MasterLogHandler(level: level, journal: journal) }
         let logger = Logger(label: "baton")
+        switch ResourceLimits.raiseOpenFileLimit() {
+        case .success(let limits) where limits.previousSoft != limits.soft:
+            logger.info("open-file limit raised from \(limits.previousSoft) to \(limits.soft)")
+        case .success:
+            break
+        case .failure(let error):
+            logger.warning("cannot raise the open-file limit: \(error)")
+        }
         let master: Master
         do {
             let options = self.options

@@ -27,12 +27,12 @@ struct SupervisorHarness {
     init(
         workers: Int = 2, readyTimeout: Duration = .seconds(60), drainTimeout: Duration = .seconds(30),
         drainSignal: Int32 = 15, killMode: KillMode = .group, maxDraining: Int = 4,
-        restartPolicy: RestartPolicy = .init()
+        readiness: Readiness = .notify, restartPolicy: RestartPolicy = .init()
     ) {
         machine = Supervisor(restartPolicy: restartPolicy)
         settings = GenerationSettings(
             workers: workers, readyTimeout: readyTimeout, drainTimeout: drainTimeout, drainSignal: drainSignal,
-            killMode: killMode, maxDraining: maxDraining)
+            killMode: killMode, maxDraining: maxDraining, readiness: readiness)
     }
 
     mutating func advance(by duration: Duration) {
@@ -103,9 +103,12 @@ struct SupervisorHarness {
         drive(.workerReady(pid: pid(generation, index)))
     }
 
-    /// `READY=1` from every worker of `generation`, in index order.
+    /// `READY=1` from every worker of `generation` (its slots not retired by a scale-down), in
+    /// index order.
     mutating func readyAll(_ generation: Int) -> [SupervisorAction] {
-        (0..<settings(of: generation).workers).flatMap { ready(generation, $0) }
+        let slots = self.generation(generation)?.workers.filter { !$0.retired }.map(\.id.index)
+            ?? Array(0..<settings(of: generation).workers)
+        return slots.flatMap { ready(generation, $0) }
     }
 
     /// The kernel reports the exit of worker `index` of `generation`.
@@ -145,13 +148,35 @@ struct SupervisorHarness {
 
 /// Views of a list of actions by kind, for asserting the part a test is about.
 extension Array where Element == SupervisorAction {
+    /// What reaches workers, in order: signals, and drain orders shown as the signal that carries
+    /// them without a channel (`.drain(pid, 15, true, _)` as `.signal(pid, 15, true)`). Tests of
+    /// the drain timeout look at `drainOrders`.
     var signalsSent: [SupervisorAction] {
-        filter { if case .signal = $0 { true } else { false } }
+        compactMap { action in
+            switch action {
+            case .signal: return action
+            case .drain(let pid, let signal, let group, _): return .signal(pid: pid, signal: signal, group: group)
+            default: return nil
+            }
+        }
     }
 
-    /// The pids that received any signal.
+    /// The `.drain` actions, timeouts included.
+    var drainOrders: [SupervisorAction] {
+        filter { if case .drain = $0 { true } else { false } }
+    }
+
+    /// The pids that received any signal or drain order.
     var signalledPIDs: Set<Int32> {
-        Set(compactMap { if case .signal(let pid, _, _) = $0 { pid } else { nil } })
+        Set(signalsSent.compactMap { if case .signal(let pid, _, _) = $0 { pid } else { nil } })
+    }
+
+    var probesRun: [SupervisorAction] {
+        filter { if case .runProbe = $0 { true } else { false } }
+    }
+
+    var probesStopped: [WorkerID] {
+        compactMap { if case .stopProbe(let id) = $0 { id } else { nil } }
     }
 
     var spawnedIDs: [WorkerID] {
