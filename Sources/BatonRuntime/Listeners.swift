@@ -12,6 +12,10 @@ public struct BoundSocket: Sendable {
     public var local: String
     /// Whether the master created a socket file it should remove when it exits.
     public var ownsPath: String?
+    /// Passed by systemd (socket activation or the fd store) rather than bound by the master.
+    /// Such a socket is shared with systemd: never `shutdown()` it, never unlink its file, and do
+    /// not put it in the fd store (systemd keeps its own copy).
+    public var fromSystemd: Bool = false
 }
 
 public enum ListenerBinder {

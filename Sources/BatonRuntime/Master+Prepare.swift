@@ -58,6 +58,7 @@ extension Master {
         let keptFDs = Set(next.map(\.fd))
         retiredSockets += sockets.filter { !keptFDs.contains($0.fd) }
         sockets = next
+        systemd.listenersChanged(sockets)
         closeUnusedSockets()
     }
 

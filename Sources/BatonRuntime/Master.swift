@@ -45,14 +45,19 @@ public final class Master {
     var channels: [pid_t: WorkerChannel] = [:]
     /// Readiness probes that run (`ready = "exec"`), by probe pid.
     var probes: [pid_t: RunningProbe] = [:]
+    /// sd_notify, the watchdog, the fd store and the sockets systemd passed.
+    let systemd: Systemd
 
     /// - Parameters:
     ///   - environment: the master's environment, read once at start-up before any thread exists.
     ///   - reloadConfiguration: reads the configuration anew for each reload.
+    ///   - systemdSockets: `SocketActivation.receive()`, taken first thing in `main`.
     public init(
         configuration: Configuration, configPath: String? = nil, environment: [(key: String, value: String)],
-        logger: Logger, reloadConfiguration: (() throws -> Configuration)? = nil
+        logger: Logger, reloadConfiguration: (() throws -> Configuration)? = nil,
+        systemdSockets: SocketActivation.Reception = .init()
     ) throws(SystemError) {
+        systemd = Systemd(environment: environment, received: systemdSockets, logger: logger)
         self.configuration = configuration
         self.configPath = configPath
         self.environment = environment
@@ -74,7 +79,7 @@ public final class Master {
             logger.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: orphaned grandchildren go to init")
         }
         do {
-            sockets = try ListenerBinder.bind(configuration.listeners)
+            sockets = try systemd.activate(configuration.listeners)
         } catch {
             logger.error("\(error)")
             return 1
@@ -86,6 +91,7 @@ public final class Master {
             try reactor.register(signals) { [unowned self] _ in self.readSignals() }
             try reactor.register(timers.fd) { [unowned self] _ in self.fireTimers() }
             try reactor.register(notify.fd) { [unowned self] _ in self.readNotifications() }
+            try systemd.startWatchdog(on: reactor)
             let environment = Dictionary(self.environment.map { ($0.key, $0.value) }) { $1 }
             let path = ControlPath.masterPath(
                 configured: configuration.master.control, program: configuration.program.name,
@@ -97,11 +103,12 @@ public final class Master {
             logger.info("control socket \(path)")
         } catch {
             logger.error("\(error)")
+            systemd.startFailed(error)
             return 1
         }
         defer { control?.close() }
         for socket in sockets {
-            logger.info("listener=\(socket.name) address=\(socket.local) bound")
+            logger.info("listener=\(socket.name) address=\(socket.local) \(socket.fromSystemd ? "received from systemd" : "bound")")
         }
         let program = configuration.program
         logger.notice(
@@ -205,7 +212,12 @@ public final class Master {
         notify?.receiveAll { datagram in
             // Accept only processes in a live worker's session: the worker itself, or whatever it
             // started (a shell wrapper's server).
-            guard datagram.pid > 0, let session = ProcStat.session(of: datagram.pid), let id = workers[session] else {
+            guard datagram.pid > 0, let session = ProcStat.session(of: datagram.pid) else {
+                // The sender is gone already (e.g. a worker's last STOPPING=1, read after its exit).
+                logger.debug("notify: ignored a datagram from pid=\(datagram.pid): the sender has exited")
+                return
+            }
+            guard let id = workers[session] else {
                 logger.warning("notify: ignored a datagram from pid=\(datagram.pid): not in a live worker's session")
                 return
             }
@@ -262,6 +274,7 @@ public final class Master {
             }
         case .notifySystemd(let notification):
             logger.debug("systemd: \(notification)")
+            systemd.perform(notification)
         case .watchGroup(let pgid):
             if Self.groupHasMembers(pgid) {
                 lingeringGroups.insert(pgid)
@@ -295,7 +308,7 @@ public final class Master {
     func closeListeners() {
         for socket in sockets + retiredSockets {
             close(socket.fd)
-            if let path = socket.ownsPath { unlink(path) }
+            if let path = socket.ownsPath, !systemd.keepsSocketFiles { unlink(path) }
         }
         sockets = []
         retiredSockets = []

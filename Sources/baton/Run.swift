@@ -18,6 +18,9 @@ struct Run: ParsableCommand {
     @OptionGroup var options: ConfigurationOptions
 
     func run() throws {
+        // First, before any thread: take the sockets systemd passed (libsystemd reads and unsets
+        // LISTEN_* with getenv/unsetenv).
+        let systemdSockets = SocketActivation.receive()
         // Before anything can start a thread: block the signals the master takes through a
         // signalfd, and read the environment (getenv is not thread-safe).
         let signalFD = Master.handledSignals.withUnsafeBufferPointer {
@@ -52,7 +55,7 @@ struct Run: ParsableCommand {
             let options = self.options
             master = try Master(
                 configuration: configuration, configPath: options.config, environment: environment, logger: logger,
-                reloadConfiguration: { try options.resolve() })
+                reloadConfiguration: { try options.resolve() }, systemdSockets: systemdSockets)
         } catch {
             FileOutput.standardError("baton: \(error)")
             throw ExitCode(ExitStatus.failed)
