@@ -49,6 +49,7 @@ extension IntegrationTests {
             try baton.reload(to: 2)
             #expect(baton.workerPIDs(generation: 2).count == 3)
 
+            _ = try load.waitForReport(timeout: .seconds(30)) { $0.served > 50 }
             let report = load.stop()
             #expect(report.failed == 0, "failures: \(report.failures)")
             #expect(report.served > 50)

@@ -153,7 +153,8 @@ extension IntegrationTests {
             // Its listener is closed (it was the only holder): new connections are refused.
             #expect(throws: HTTPClientError.self) { try HTTPClient.get(port: worker.port) }
             #expect(try worker.process.waitForExit() == .exited(0))
-            #expect(worker.process.lines.contains("drained"))
+            // The line may still be in the pipe when the exit is seen: wait for it.
+            try worker.process.waitForLine(containing: "drained")
         }
 
         @Test func idleConnectionIsClosedAfterTheGrace() throws {
@@ -234,7 +235,7 @@ extension IntegrationTests {
             #expect(try HTTPClient.get(port: worker.port).status == 200)
             #expect(try HTTPClient.get(port: worker.port).status == 200)
             #expect(try worker.process.waitForExit() == .signaled(SIGABRT))
-            #expect(worker.process.lines.contains("crashing after 2 requests"))
+            try worker.process.waitForLine(containing: "crashing after 2 requests")
         }
 
         @Test func switchesFileChangesTheNextStart() throws {
@@ -255,7 +256,7 @@ extension IntegrationTests {
             )
             defer { failing.cleanup() }
             #expect(try failing.waitForExit() == .exited(3))
-            #expect(failing.lines.contains("exiting with 3 before ready"))
+            try failing.waitForLine(containing: "exiting with 3 before ready")
             #expect(!failing.lines.contains(where: Self.isReadyLine))
         }
 
@@ -378,7 +379,7 @@ extension IntegrationTests {
             )
             defer { worker.cleanup() }
             #expect(try worker.waitForExit() == .exited(1))
-            #expect(worker.lines.contains { $0.contains("LISTEN_PID=1 is not this process") })
+            try worker.waitForLine(containing: "LISTEN_PID=1 is not this process")
         }
 
         @Test func printsEnvironmentAndOutputLines() throws {
