@@ -509,54 +509,6 @@ private final class NotifyReceiver {
     }
 }
 
-/// recvmsg() with SCM_CREDENTIALS and SCM_RIGHTS parsed by hand (the CMSG_* macros do not reach
-/// Swift): the text, the sender's pid (-1 without SO_PASSCRED) and the received fds (close-on-exec).
-private func receiveDatagram(_ fd: CInt) throws -> (text: String, pid: pid_t, fds: [CInt]) {
-    let capacity = 4096
-    let controlCapacity = 2048
-    let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
-    let control = UnsafeMutableRawPointer.allocate(byteCount: controlCapacity, alignment: 8)
-    defer {
-        buffer.deallocate()
-        control.deallocate()
-    }
-    control.initializeMemory(as: UInt8.self, repeating: 0, count: controlCapacity)
-    var vector = iovec(iov_base: buffer, iov_len: capacity)
-    var controlLength = 0
-    let length = withUnsafeMutablePointer(to: &vector) { vectorPointer -> Int in
-        var message = msghdr()
-        message.msg_iov = vectorPointer
-        message.msg_iovlen = 1
-        message.msg_control = control
-        message.msg_controllen = controlCapacity
-        let count = recvmsg(fd, &message, CInt(MSG_CMSG_CLOEXEC))
-        if count >= 0 { controlLength = Int(message.msg_controllen) }
-        return count
-    }
-    guard length >= 0 else { throw TestSupportError("recvmsg: \(String(cString: strerror(errno)))") }
-    var pid: pid_t = -1
-    var fds: [CInt] = []
-    let word = MemoryLayout<Int>.size
-    func aligned(_ value: Int) -> Int { (value + word - 1) & ~(word - 1) }
-    let header = aligned(MemoryLayout<cmsghdr>.size)
-    var offset = 0
-    while offset + MemoryLayout<cmsghdr>.size <= controlLength {
-        let entry = control.load(fromByteOffset: offset, as: cmsghdr.self)
-        let entryLength = Int(entry.cmsg_len)
-        guard entryLength >= header else { break }
-        let data = offset + header
-        if entry.cmsg_level == SOL_SOCKET && entry.cmsg_type == 2 /* SCM_CREDENTIALS: needs _GNU_SOURCE, not visible to Swift */ {
-            pid = control.loadUnaligned(fromByteOffset: data, as: pid_t.self)
-        } else if entry.cmsg_level == SOL_SOCKET && entry.cmsg_type == CInt(SCM_RIGHTS) {
-            for index in 0..<((entryLength - header) / MemoryLayout<CInt>.size) {
-                fds.append(control.loadUnaligned(fromByteOffset: data + index * MemoryLayout<CInt>.size, as: CInt.self))
-            }
-        }
-        offset += aligned(entryLength)
-    }
-    let text = String(decoding: UnsafeRawBufferPointer(start: buffer, count: length), as: UTF8.self)
-    return (text, pid, fds)
-}
 
 /// Sets (or, for nil, unsets) environment variables around `body` and restores them after.
 private func withVariables(_ values: [String: String?], _ body: () throws -> Void) throws {
