@@ -7,11 +7,20 @@ let package = Package(
     products: [
         .executable(name: "baton", targets: ["baton"]),
         .executable(name: "baton-test-worker", targets: ["baton-test-worker"]),
+        // For workers: sockets, readiness and the drain request (no SwiftNIO).
+        .library(name: "BatonWorker", targets: ["BatonWorker"]),
+        // For SwiftNIO workers: adopt a listener, HTTP/1.1 with a keep-alive-aware drain.
+        .library(name: "BatonWorkerNIO", targets: ["BatonWorkerNIO"]),
+        // For swift-service-lifecycle: the drain request as the group's graceful shutdown.
+        .library(name: "BatonWorkerLifecycle", targets: ["BatonWorkerLifecycle"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // Only the worker-side adapters and the example use these; the master never links them.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // fork/exec with fd placement and other calls Swift cannot make safely.
@@ -37,6 +46,34 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The worker side, sharing the protocol code (BatonCore) with the master.
+        .target(name: "BatonWorker", dependencies: ["BatonCore", "CBaton"]),
+        .target(
+            name: "BatonWorkerNIO",
+            dependencies: [
+                "BatonWorker", "CBaton",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "BatonWorkerLifecycle",
+            dependencies: ["BatonWorker", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
+        // Examples/: a SwiftNIO HTTP server using the library (run under baton in the tests).
+        .executableTarget(
+            name: "swift-nio-server",
+            dependencies: [
+                "BatonWorker", "BatonWorkerNIO", "BatonWorkerLifecycle",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/swift-nio-server"
+        ),
         // A configurable HTTP worker for tests and the demo.
         .executableTarget(name: "baton-test-worker", dependencies: ["CBaton"]),
         .target(name: "BatonTestSupport", dependencies: ["CBaton"], path: "Tests/BatonTestSupport"),
@@ -44,5 +81,17 @@ let package = Package(
         .testTarget(name: "BatonConfigTests", dependencies: ["BatonConfig", "BatonCore"]),
         .testTarget(name: "BatonRuntimeTests", dependencies: ["BatonRuntime", "BatonCore", "CBaton", "BatonTestSupport"]),
         .testTarget(name: "BatonIntegrationTests", dependencies: ["BatonTestSupport", "CBaton"]),
+        .testTarget(
+            name: "BatonWorkerTests",
+            dependencies: [
+                "BatonWorker", "BatonWorkerNIO", "BatonWorkerLifecycle", "BatonCore", "CBaton", "BatonTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )

@@ -46,6 +46,10 @@ enum ProgramSection {
             }
             program.compat = compat
         }
+        // einhorn's workers drain on SIGUSR2; a drain_signal of the file's own still wins.
+        if program.compat.contains("einhorn") && reader.value("drain_signal") == nil {
+            program.drainSignal = WorkerCompatibility.einhornDrainSignal
+        }
         return program
     }
 

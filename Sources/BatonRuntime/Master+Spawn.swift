@@ -19,6 +19,7 @@ extension Master {
             return .workerSpawnFailed(id, reason: "its generation is gone")
         }
         let program = config.program
+        if let problem = ensureEinhornSocket(for: program) { return .workerSpawnFailed(id, reason: problem) }
         let environment = workerEnvironment(id, config: config, sockets: handed, notifyAddress: notify.address)
         let searchPath = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
         var channel: (master: CInt, worker: CInt)?
@@ -119,6 +120,7 @@ extension Master {
         variables.set("BATON_MASTER_PID", String(masterPID))
         variables.set("BATON_LISTEN_BACKLOGS", backlogs.joined(separator: ":"))
         variables.set("BATON_DRAIN_TIMEOUT_USEC", String(program.drainTimeout.microseconds))
+        for (key, value) in compatibilityVariables(id, program: program, sockets: sockets) { variables.set(key, value) }
         return variables.entries
     }
 

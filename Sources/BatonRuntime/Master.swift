@@ -47,6 +47,8 @@ public final class Master {
     var probes: [pid_t: RunningProbe] = [:]
     /// sd_notify, the watchdog, the fd store and the sockets systemd passed.
     let systemd: Systemd
+    /// einhorn's command socket (`compat = ["einhorn"]`), opened at the first such spawn.
+    var einhorn: EinhornSocket?
 
     /// - Parameters:
     ///   - environment: the master's environment, read once at start-up before any thread exists.
@@ -107,6 +109,7 @@ public final class Master {
             return 1
         }
         defer { control?.close() }
+        defer { closeEinhornSocket() }
         for socket in sockets {
             logger.info("listener=\(socket.name) address=\(socket.local) \(socket.fromSystemd ? "received from systemd" : "bound")")
         }
