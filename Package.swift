@@ -13,6 +13,9 @@ let package = Package(
         .library(name: "BatonWorkerNIO", targets: ["BatonWorkerNIO"]),
         // For swift-service-lifecycle: the drain request as the group's graceful shutdown.
         .library(name: "BatonWorkerLifecycle", targets: ["BatonWorkerLifecycle"]),
+        // Only for the fuzz package in Fuzz/ (built apart, in .build-fuzz): the parsers it feeds.
+        // Not an API: nothing in it is stable.
+        .library(name: "BatonFuzzTargets", targets: ["BatonCore", "BatonConfig", "BatonRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

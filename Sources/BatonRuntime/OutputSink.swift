@@ -84,9 +84,11 @@ public final class OutputSink: Sendable {
         let written = write(state.pending[...])
         state.pending.removeFirst(written)
         if state.pending.isEmpty && state.dropped > 0 {
-            let note = Array("baton: \(state.dropped) line(s) of output dropped: the reader was too slow\n".utf8)
+            // Queued like a line: written now if the fd takes it, else by a later flush. (Written
+            // directly, the count was lost whenever the last queued bytes had filled the pipe.)
+            state.pending = Array("baton: \(state.dropped) line(s) of output dropped: the reader was too slow\n".utf8)
             state.dropped = 0
-            _ = write(note[...])
+            state.pending.removeFirst(write(state.pending[...]))
         }
     }
 

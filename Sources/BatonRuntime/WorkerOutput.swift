@@ -88,9 +88,11 @@ final class WorkerOutput {
             start = newline + 1
         }
         stream.partial += bytes[start...]
-        if stream.partial.count > Self.maximumLine {
-            emit(stream, String(decoding: stream.partial, as: UTF8.self) + " [line cut]")
-            stream.partial.removeAll(keepingCapacity: true)
+        // A read brings up to 64 KiB: cut in pieces of `maximumLine`, so that no forwarded line, and
+        // no line kept in a tail, is longer.
+        while stream.partial.count > Self.maximumLine {
+            emit(stream, String(decoding: stream.partial.prefix(Self.maximumLine), as: UTF8.self) + " [line cut]")
+            stream.partial.removeFirst(Self.maximumLine)
         }
         streams[fd] = stream
     }

@@ -12,6 +12,10 @@ extension Server {
         ready = true
         if let error = notifier.send("READY=1") { complain(error) }
         say("worker pid=\(endpoints.identity.pid) ready")
+        if let code = options.exitAfterReady {
+            complain("exiting with \(code) right after ready")
+            exit(code)
+        }
     }
 
     /// Stops accepting (closing this process's copies of the listeners: the accept queue lives on

@@ -30,6 +30,24 @@ struct Options {
     var serveBeforeReady = false
     /// The file whose words were appended to the arguments, if any.
     var switchesFile: String?
+
+    // Faults, for the fault-matrix tests.
+
+    /// abort() first thing, before taking the sockets.
+    var crashAtStart = false
+    /// Exit with this code right after `READY=1` was sent.
+    var exitAfterReady: Int32?
+    /// Fork a grandchild (same process group, waits for SIGKILL), then exit 0 at once.
+    var forkGrandchild = false
+    /// Close this process's copies of the listeners with these names right after the handover.
+    var closeListeners: [String] = []
+    /// A thread writes output lines to stdout as fast as the pipe takes them, forever.
+    var floodOutput = false
+    /// Send `NOTIFY_SOCKET` an oversized datagram and a malformed one at start.
+    var notifyJunk = false
+    /// The faults above apply only in the first process that creates this file; every later one
+    /// (a restarted worker, the other workers of its generation) runs normally.
+    var faultOnce: String?
 }
 
 /// A command line the worker cannot run with; it exits 2.
@@ -43,6 +61,8 @@ extension Options {
                [--exit-before-ready CODE] [--crash-after N] [--ignore-drain] [--drain-delay MS]
                [--idle-grace MS] [--listen-pid-parent] [--print-env] [--output-lines N]
                [--serve-before-ready] [--switches-file PATH]
+               faults: [--crash-at-start] [--exit-after-ready CODE] [--fork-grandchild]
+               [--close-listener NAME]... [--flood-output] [--notify-junk] [--fault-once PATH]
         ADDR: 127.0.0.1:8080, [::1]:0, unix:/path, unix:@abstract
         Sockets come from LISTEN_FDS (systemd convention), BATON_CHANNEL_FD, or --listen.
         """
@@ -104,10 +124,37 @@ extension Options {
             case "--output-lines": options.outputLines = try number()
             case "--serve-before-ready": options.serveBeforeReady = true
             case "--switches-file": _ = try value()
+            case "--crash-at-start": options.crashAtStart = true
+            case "--exit-after-ready":
+                let text = try value()
+                guard let code = Int32(text) else { throw UsageError(message: "--exit-after-ready needs an exit code") }
+                options.exitAfterReady = code
+            case "--fork-grandchild": options.forkGrandchild = true
+            case "--close-listener": options.closeListeners.append(try value())
+            case "--flood-output": options.floodOutput = true
+            case "--notify-junk": options.notifyJunk = true
+            case "--fault-once": options.faultOnce = try value()
             default: throw UsageError(message: "unknown argument '\(words[index - 1])'")
             }
         }
         return options
+    }
+
+    /// With `--fault-once PATH`, the faults apply only when this process creates PATH; otherwise
+    /// they are switched off here.
+    mutating func claimFaults() {
+        guard let path = faultOnce else { return }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd >= 0 {
+            close(fd)
+            return
+        }
+        crashAtStart = false
+        exitAfterReady = nil
+        forkGrandchild = false
+        closeListeners = []
+        floodOutput = false
+        notifyJunk = false
     }
 
     /// `NAME=ADDR` or `ADDR`; the name defaults to "http".

@@ -48,7 +48,7 @@ enum WorkerMain {
             say(Options.usage)
             exit(0)
         }
-        let options: Options
+        var options: Options
         do {
             options = try Options.parse(arguments)
         } catch {
@@ -56,19 +56,22 @@ enum WorkerMain {
             complain(Options.usage)
             exit(2)
         }
+        options.claimFaults()
+        Faults.atStart(options)
 
         if options.printEnv {
             for entry in environmentEntries() { say(entry) }
         }
         printOutputLines(options.outputLines)
 
-        let handoff: Handoff
+        var handoff: Handoff
         do {
             handoff = try Handoff.acquire(options)
         } catch {
             complain("baton-test-worker: \(error.message)")
             exit(1)
         }
+        Faults.closeListeners(options, &handoff)
         let identity = Identity(
             pid: getpid(),
             generation: handoff.generation ?? environment("BATON_GENERATION") ?? "0",

@@ -88,12 +88,14 @@ final class ClientSocket {
                 return result
             }
         } catch {
-            Glibc.close(fd)
+            // close(), not Glibc.close: deinit runs after a throwing init too, and a second close
+            // of the number would hit whatever fd another thread opened since.
+            close()
             throw error
         }
         if result < 0 {
             let code = errno
-            Glibc.close(fd)
+            close()
             throw .system("connect \(target)", code)
         }
     }
