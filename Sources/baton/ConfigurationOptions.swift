@@ -51,10 +51,19 @@ struct ConfigurationOptions: ParsableArguments {
 
     /// The file (if any) with the flags applied, validated. Errors name what is wrong.
     func resolve() throws -> Configuration {
+        try resolve { path throws(ConfigError) in try ConfigLoader.load(path: path) }
+    }
+
+    /// As `resolve()`, with `text` as the content of the `--config` file (already read).
+    func resolve(fileText text: String) throws -> Configuration {
+        try resolve { path throws(ConfigError) in try ConfigLoader.parse(text, fileName: path) }
+    }
+
+    private func resolve(loading load: (String) throws(ConfigError) -> Configuration) throws -> Configuration {
         var configuration: Configuration
         if let path = config {
             do {
-                configuration = try ConfigLoader.load(path: path)
+                configuration = try load(path)
             } catch {
                 throw UsageFailure(error.description)
             }

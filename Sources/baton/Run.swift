@@ -27,9 +27,10 @@ struct Run: ParsableCommand {
             baton_signalfd_open($0.baseAddress, CInt($0.count))
         }
         let environment = ProcessEnvironment.read()
+        let reloader = ConfigurationReloader(options: options)
         let configuration: Configuration
         do {
-            configuration = try options.resolve()
+            configuration = try reloader.resolve()
         } catch {
             FileOutput.standardError("baton: \(error)")
             throw ExitCode(ExitStatus.usage)
@@ -52,10 +53,9 @@ struct Run: ParsableCommand {
         }
         let master: Master
         do {
-            let options = self.options
             master = try Master(
                 configuration: configuration, configPath: options.config, environment: environment, logger: logger,
-                reloadConfiguration: { try options.resolve() }, systemdSockets: systemdSockets)
+                reloadConfiguration: { try reloader.resolve() }, systemdSockets: systemdSockets)
         } catch {
             FileOutput.standardError("baton: \(error)")
             throw ExitCode(ExitStatus.failed)
