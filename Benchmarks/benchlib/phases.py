@@ -39,40 +39,40 @@ def run_timing(ctx, arguments, count, bound_s, on_line=None, started=None, finis
     with open(os.path.join(ctx.work, log_name + ".log"), "w") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
-    if started:
-        started(process)
     lines = []
-    deadline = time.monotonic() + bound_s
     interrupted = False
-    fd = process.stdout.fileno()
-    pending = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            if interrupted:
+    try:
+        if started:
+            started(process)
+        deadline = time.monotonic() + bound_s
+        fd = process.stdout.fileno()
+        pending = b""
+        while len(lines) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if interrupted:
+                    break
+                process.send_signal(signal.SIGINT)
+                interrupted = True
+                deadline = time.monotonic() + 30
+                continue
+            readable, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not readable:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
                 break
-            process.send_signal(signal.SIGINT)
-            interrupted = True
-            deadline = time.monotonic() + 30
-            continue
-        readable, _, _ = select.select([fd], [], [], min(left, 1.0))
-        if not readable:
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            reload = json.loads(line)
-            lines.append(reload)
-            if on_line:
-                on_line(reload)
-        if len(lines) >= count:
-            break
-    if finished:
-        finished()
-    procs.stop_group(process, timeout=10, sig=signal.SIGINT)
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                reload = json.loads(line)
+                lines.append(reload)
+                if on_line:
+                    on_line(reload)
+        if finished:
+            finished()
+    finally:
+        procs.stop_group(process, timeout=10, sig=signal.SIGINT)
     return lines, interrupted
 
 
@@ -101,7 +101,6 @@ def under_load(ctx, system, worker, reloads):
     bound_s = 30 + reloads * per_reload_bound
     server = None
     load = None
-    timing_process = []
     try:
         gap = str(ctx.args.gap_ms)
         if system == "baton":
@@ -117,8 +116,7 @@ def under_load(ctx, system, worker, reloads):
         if system == "naive":
             arguments += ["--hold", "--"] + standalone(port)
 
-        def start_load(process):
-            timing_process.append(process)
+        def start_load(_process):
             procs.wait_until(lambda: procs.answers(port), 30, f"{label} to serve")
             nonlocal load
             load = subprocess.Popen(load_command(ctx, port, records, bound_s + 60), stdout=subprocess.PIPE,

@@ -1,4 +1,5 @@
 """The summary table (figure, baton, target, baselines, pass/fail) and docs/BENCHMARKS.md."""
+import os
 
 FAILURE_KINDS = ("refused", "reset", "timeout", "empty", "short", "status", "other")
 # Peers measured on this kind of machine (../shared/research/swift-on-linux.md section 10 and
@@ -192,7 +193,9 @@ def markdown(results, summary_table):
             t = r["timing"]
             first = t["serving"] if t["serving"]["n"] else t["first_new"]
             out.append(f"- {r['system']}, {r['worker']}: {spread(first)}; {spread(t['old_exited'])}")
-        out.append("")
+        out += ["", "(Under load nothing probes the port: baton's serving time is the master's own report; "
+                "Server::Starter has none, its new process serves as soon as it starts, and its old one is "
+                "stopped after the 1 s `--interval`.)", ""]
     timing = results.get("timing", [])
     if timing:
         out += ["## Reload timing (idle machine, probing the port)", "",
@@ -238,6 +241,10 @@ def markdown(results, summary_table):
                        f"{mb(v['memory']['VmHWM'])} | {mb(v['memory']['RssAnon'])} | {ms(v['check_ms'])} | "
                        f"{ms(v['start_ms'])} | {spread(v['serving'])} | {ms(v['cpu_per_reload_ms'], 2)} |")
         out.append("")
+    notes = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            out += [f.read().rstrip(), ""]
     out += ["## Running it", "",
             "`make bench` (about 15 minutes plus the release builds). `bench/run.sh --help` lists the knobs, e.g. "
             "`bench/run.sh --reloads 50 --footprint-reloads 1000` for a quicker run, `--only load,timing` for some "
