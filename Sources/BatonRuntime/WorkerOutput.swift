@@ -80,21 +80,37 @@ final class WorkerOutput {
 
     private func consume(fd: CInt, bytes: ArraySlice<UInt8>) {
         guard var stream = streams[fd] else { return }
+        var partial = stream.partial
+        stream.partial = []  // one owner of the buffer while it grows
         var start = bytes.startIndex
         while let newline = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) {
-            let line = stream.partial + bytes[start..<newline]
-            stream.partial.removeAll(keepingCapacity: true)
-            emit(stream, String(decoding: line, as: UTF8.self))
+            partial += bytes[start..<newline]
+            emitCut(stream, &partial, keepingRest: false)
             start = newline + 1
         }
-        stream.partial += bytes[start...]
-        // A read brings up to 64 KiB: cut in pieces of `maximumLine`, so that no forwarded line, and
-        // no line kept in a tail, is longer.
-        while stream.partial.count > Self.maximumLine {
-            emit(stream, String(decoding: stream.partial.prefix(Self.maximumLine), as: UTF8.self) + " [line cut]")
-            stream.partial.removeFirst(Self.maximumLine)
-        }
+        partial += bytes[start...]
+        emitCut(stream, &partial, keepingRest: true)
+        stream.partial = partial
         streams[fd] = stream
+    }
+
+    /// Emits `line` in pieces of at most `maximumLine` bytes, each but the last marked as cut, so
+    /// that no forwarded line, and no line kept in a tail, is longer, however the bytes arrived (a
+    /// read brings up to 64 KiB). With `keepingRest`, the line has not ended yet: its last piece
+    /// stays in `line`, to be continued by the next read.
+    private func emitCut(_ stream: Stream, _ line: inout [UInt8], keepingRest: Bool) {
+        var start = 0
+        while line.count - start > Self.maximumLine {
+            let piece = line[start..<(start + Self.maximumLine)]
+            emit(stream, String(decoding: piece, as: UTF8.self) + " [line cut]")
+            start += Self.maximumLine
+        }
+        if keepingRest {
+            line.removeFirst(start)
+        } else {
+            emit(stream, String(decoding: line[start...], as: UTF8.self))
+            line.removeAll(keepingCapacity: true)
+        }
     }
 
     private func emit(_ stream: Stream, _ line: String) {
