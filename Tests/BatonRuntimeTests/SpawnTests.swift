@@ -178,24 +178,35 @@ import Testing
         #expect(throws: SpawnError.self) { try ProcessSpawner.spawn(request) }
     }
 
+    /// Sources ordered so that targets (3, 4, ...) overwrite sources still to be placed, and one fd
+    /// is placed at its own number (where a plain dup2 would keep FD_CLOEXEC); nil while `files`
+    /// are too few for that.
+    static func overlappingOrder(of files: [CInt]) -> [CInt]? {
+        let targets: Range<CInt> = 3..<CInt(3 + files.count)
+        guard let identity = files.first(where: { targets.contains($0) }) else { return nil }
+        var order = Array(files.filter { $0 != identity }.reversed())
+        order.insert(identity, at: Int(identity) - 3)
+        let displaced = order.indices.filter { targets.contains(order[$0]) && order[$0] != CInt(3 + $0) }
+        return displaced.isEmpty ? nil : order
+    }
+
     @Test func sourceFdsThatOverlapTargetsArePlacedCorrectly() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let count = 24
-        let files = try (0..<count).map { try directory.openFile("file-\($0)") }
+        // Tests running beside this one hold low fds too: open files until enough of them lie
+        // among the targets, however many fds are taken (a bounded loop).
+        var files: [CInt] = []
         defer { for file in files { close(file) } }
-        // Order the sources so that targets (3, 4, ...) overwrite sources still to be placed,
-        // and one fd is placed at its own number (where a plain dup2 would keep FD_CLOEXEC).
-        let targets: Range<CInt> = 3..<CInt(3 + count)
-        let identity = try #require(files.first { targets.contains($0) }, "some source fd lies in the targets")
-        var order = Array(files.filter { $0 != identity }.reversed())
-        order.insert(identity, at: Int(identity) - 3)
-        #expect(order[Int(identity) - 3] == identity)
-        let displaced = order.indices.filter { index in
-            let fd = order[index]
-            return targets.contains(fd) && fd != CInt(3 + index)
+        var planned: [CInt]?
+        while planned == nil {
+            try #require(files.count < 1000, "no free fd found among the first thousand")
+            files.append(try directory.openFile("file-\(files.count)"))
+            planned = Self.overlappingOrder(of: files)
         }
-        #expect(!displaced.isEmpty, "some source fd is the target of another one")
+        let order = try #require(planned)
+        let targets: Range<CInt> = 3..<CInt(3 + order.count)
+        #expect(order.contains { targets.contains($0) && order.firstIndex(of: $0) == Int($0) - 3 })
+        #expect(order.enumerated().contains { targets.contains($1) && $1 != CInt(3 + $0) })
 
         let result = try runToCompletion(SpawnRequest(
             executable: "/usr/bin/stat",
