@@ -12,7 +12,8 @@ struct Check: ParsableCommand {
     func run() throws {
         let configuration: Configuration
         do {
-            configuration = try options.resolve()
+            // As `run` reads it: a file that crashes the TOML parser is refused, not a crash here.
+            configuration = try ConfigurationReloader(options: options).resolve()
         } catch {
             FileOutput.standardError("baton: \(error)")
             throw ExitCode(ExitStatus.usage)

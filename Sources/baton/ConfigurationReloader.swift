@@ -29,6 +29,12 @@ final class ConfigurationReloader {
             return try options.resolve()
         }
         if let last, last.bytes == bytes { return last.configuration }
+        // A text that crashes the TOML parser must not crash the master: try it in a child first.
+        let options = self.options
+        if let failure = ParserCrashGuard.failure(running: { _ = try? options.resolve(fileText: text) }) {
+            last = nil
+            throw UsageFailure("\(path): cannot parse: \(failure) on this file; it is not valid TOML")
+        }
         let configuration = try options.resolve(fileText: text)
         last = (bytes, configuration)
         return configuration

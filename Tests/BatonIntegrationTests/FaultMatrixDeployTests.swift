@@ -51,11 +51,14 @@ extension IntegrationTests.FaultMatrix {
 
     enum ConfigFault: String, CaseIterable, Sendable {
         case deleted, replacedByADirectory, unreadable
+        /// A one-character file that makes toml++ (inside TOMLKit) abort on an assertion: the
+        /// master tries a changed file in a child first, so it survives (found by FuzzConfigLoader).
+        case crashesTheTOMLParser
     }
 
-    /// The configuration file is broken in the file system before a reload, under a master that
-    /// runs unprivileged (so that permissions apply to it). The reload is refused with the
-    /// system's reason; the serving generation is untouched; once fixed, a reload succeeds.
+    /// The configuration file is broken before a reload, under a master that runs unprivileged
+    /// (so that permissions apply to it). The reload is refused with the reason; the serving
+    /// generation is untouched; once fixed, a reload succeeds.
     @Test(.enabled(if: getuid() == 0, "needs root to start the master as nobody"), arguments: ConfigFault.allCases)
     func configurationFileBrokenBeforeAReload(_ fault: ConfigFault) throws {
         let master = try LaunchedMaster(config: Self.workerConfig(workers: 2), launcher: Self.asNobody, owner: 65534)
@@ -70,19 +73,23 @@ extension IntegrationTests.FaultMatrix {
         switch fault {
         case .deleted:
             try FileManager.default.removeItem(atPath: path)
-            why = "No such file or directory"
+            why = "cannot read: No such file or directory"
         case .replacedByADirectory:
             try FileManager.default.removeItem(atPath: path)
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-            why = "Is a directory"
+            why = "cannot read: Is a directory"
         case .unreadable:
             chmod(path, 0o600)  // root's; the master is nobody
-            why = "Permission denied"
+            why = "cannot read: Permission denied"
+        case .crashesTheTOMLParser:
+            try "[\n".write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o644)
+            why = "cannot parse: the parser crashed (SIGABRT) on this file; it is not valid TOML"
         }
         let mark = master.process.mark()
         let result = try master.client(["reload", "--wait"])
 
-        let reason = "gen=2 failed: configuration: \(path): cannot read: \(why)"
+        let reason = "gen=2 failed: configuration: \(path): \(why)"
         let line = try master.process.waitForLine(after: mark, containing: "reload failed: gen=2")
         #expect(Self.message(line) == "reload failed: \(reason); gen=1 keeps serving")
         #expect(Self.level(line) == "ERROR")
