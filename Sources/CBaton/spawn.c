@@ -24,6 +24,15 @@
 // (before its exec closes them) as short as possible, and makes the signal-mask dance simple.
 static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// Under ThreadSanitizer or AddressSanitizer (`make sanitize`) the child is forked instead: their
+// runtimes keep per-thread state that a child sharing the parent's memory would corrupt (TSan
+// aborts at once: "CHECK failed ... starting new threads after multi-threaded fork").
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define BATON_SPAWN_BY_FORK 1
+#endif
+#endif
+
 const char *baton_spawn_stage_name(int stage) {
     switch (stage) {
     case BATON_SPAWN_STAGE_NONE: return "none";
@@ -247,9 +256,14 @@ int baton_spawn(const baton_spawn_request *request, pid_t *pid, baton_spawn_fail
     pthread_sigmask(SIG_SETMASK, &all, &previous);
     child_arguments arguments = {.request = request, .parent_pid = getpid(), .error_read_fd = error_pipe[0],
                                  .error_fd = error_pipe[1], .moved = moved, .fd_limit = fd_limit};
+#ifdef BATON_SPAWN_BY_FORK
+    const pid_t child = fork();
+    if (child == 0) child_entry(&arguments);
+#else
     // Returns once the child has exec'd or exited (CLONE_VFORK). The stack grows down.
     const pid_t child = clone(child_entry, (char *)stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
                               &arguments);
+#endif
     const int fork_error = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     pthread_mutex_unlock(&fork_lock);
