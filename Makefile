@@ -23,8 +23,9 @@ unit-test: build
 
 # libFuzzer targets for the parsers (Fuzz/, a package of its own built in .build-fuzz), FUZZ_SECONDS
 # (default 60) each; exits 1 on a finding. See scripts/fuzz.
+FUZZ_SECONDS ?= 60
 fuzz: deps
-	./scripts/fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) ./scripts/fuzz
 
 # The test suite under AddressSanitizer (.build-asan), then ThreadSanitizer (.build-tsan); baton
 # and the test worker are built with the sanitizer too, so the integration tests run them under it.

@@ -57,20 +57,6 @@ enum ProcFacts {
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }) else { return nil }
         return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int($0) }
     }
-
-    /// Threads of every process whose real uid is `uid` (what RLIMIT_NPROC counts).
-    static func taskCount(uid: uid_t) -> Int {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        var count = 0
-        for pid in names.compactMap({ pid_t($0) }) {
-            guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
-                line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first == Substring(String(uid))
-            else { continue }
-            count += (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count) ?? 0
-        }
-        return count
-    }
 }
 
 /// A `baton run` master started like `BatonFixture` does, but through a launcher (`setpriv` to run
