@@ -213,7 +213,8 @@ def footprint(ctx, reloads, bound_s, label="footprint", command=None):
         started = time.monotonic()
 
         def sample(reload):
-            if (reload["i"] + 1) % 250 == 0:
+            # After 50 reloads: the soak's reference for anonymous memory (first allocations done).
+            if (reload["i"] + 1) % 250 == 0 or reload["i"] + 1 == 50:
                 samples.append({"reloads": reload["i"] + 1} | procs.status_kb(pid) | {"fds": procs.fd_count(pid)})
 
         arguments = ["--port", str(port), "--trigger", f"control:{server.control}", "--parent", str(pid),
@@ -224,6 +225,8 @@ def footprint(ctx, reloads, bound_s, label="footprint", command=None):
         time.sleep(1.0)
         after = procs.status_kb(pid) | {"fds": procs.fd_count(pid)}
         idle = idle_syscalls(ctx, pid, ctx.args.idle_seconds)
+        # Every old generation has exited by now (each reload waited for it): one worker remains.
+        children = procs.children(pid)
         done = len(lines)
         share = stats.master_share(server.log(), lines, 2)
     finally:
@@ -234,7 +237,8 @@ def footprint(ctx, reloads, bound_s, label="footprint", command=None):
             "cpu_per_reload_ticks_ms": (ticks1 - ticks0) / 1e6 / max(1, done),
             "failed_reloads": sum(1 for line in lines if line["ok"] != 1),
             "reload_round_trip": stats.summary([line["reply_us"] / 1000 for line in lines]), "idle": idle,
-            "master_share": share}
+            "master_share": share, "children": len(children),
+            "zombies": sum(1 for _, state in children if state == "Z")}
 
 
 def idle_syscalls(ctx, pid, seconds):

@@ -73,6 +73,23 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def children(pid):
+    """(pid, state) of every process whose parent is `pid`; state "Z" is a zombie."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                # The command name is in parentheses and may hold spaces: split after its end.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append((int(name), fields[0]))
+    return found
+
+
 def cpu_ns(pid):
     """CPU time of every thread of `pid` (scheduler accounting, nanoseconds)."""
     total = 0

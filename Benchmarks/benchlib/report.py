@@ -107,7 +107,7 @@ def table(results):
             f"< {PEERS['tableflip_hwm_mb']} MB (tableflip)",
             f"nginx master {PEERS['nginx_hwm_mb']} MB; Server::Starter {server_starter_hwm(results)}",
             end["VmHWM"] < PEERS["tableflip_hwm_mb"] * 1000)
-        first = fp["samples"][0] if fp["samples"] else start
+        first = next((s for s in fp["samples"] if s["reloads"] >= 250), start)
         growth_anon = end["RssAnon"] - first["RssAnon"]
         growth_rss = end["VmRSS"] - first["VmRSS"]
         row(f"flat over reloads: growth from {first.get('reloads', 0)} to {n} reloads (RssAnon; VmRSS)",
@@ -115,6 +115,14 @@ def table(results):
             f"{end['VmRSS'] - start['VmRSS']:+d} kB", growth_anon <= 64 and growth_rss <= 64)
         row("master fds after start / after reloads", f"{start['fds']} / {end['fds']}", "unchanged", "",
             start["fds"] == end["fds"])
+        at50 = next((s for s in fp["samples"] if s["reloads"] == 50), None)
+        if at50 and "zombies" in fp:
+            soak_growth = end["RssAnon"] - at50["RssAnon"]
+            row(f"long soak, {n} reloads: RssAnon after 50 → end; fds; zombies; workers left",
+                f"{at50['RssAnon']} → {end['RssAnon']} kB ({soak_growth:+d}); {start['fds']} → {end['fds']}; "
+                f"{fp['zombies']}; {fp['children']}", "≤ +1024 kB; unchanged; 0; 1",
+                "stopped by its time bound" if fp["bounded"] else "",
+                soak_growth <= 1024 and start["fds"] == end["fds"] and fp["zombies"] == 0 and fp["children"] == 1)
         idle = fp["idle"]
         row(f"master system calls while idle for {idle['seconds']} s", f"{idle['syscalls']} "
             f"({idle['context_switches']} context switches, strace's attach included)", "0", "",
@@ -187,7 +195,14 @@ def markdown(results, summary_table):
                            f"{by_kind(t)} | {tally_ms(t, 'p50_us')} | {tally_ms(t, 'p99_us')} | {tally_ms(t, 'max_us')} |")
         out += ["", "Skipped requests (the client could not send on time) are counted apart: "
                 + ", ".join(f"{r['system']}/{r['worker']} {r['load']['close']['skipped'] + r['load']['keepalive']['skipped']}"
-                            for r in runs) + ".", "",
+                            for r in runs) + ". The load client used "
+                + ", ".join(f"{100 * r['load']['cpu_seconds'] / max(r['load']['seconds'], 0.001):.0f} %"
+                            if "cpu_seconds" in r["load"] else "?" for r in runs) + " of one core (same order).", "",
+                "Latency percentiles are over each whole run, and the runs reload at different rates: on average "
+                "one reload every " + ", ".join(f"{r['system']}/{r['worker']} {1000 * r['load']['seconds'] / max(1, len(r['reloads'])):.0f} ms"
+                                      for r in runs)
+                + " (each reload starts a process on a 2-core machine shared with the load client); a stall of "
+                "the whole machine (another build starting) shows as a bump in one panel of the plot.", "",
                 "Reload timing under this load (trigger → serving; trigger → old exited):", ""]
         for r in runs:
             t = r["timing"]
