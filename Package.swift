@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "baton-test-worker", targets: ["baton-test-worker"]),
         // For workers: sockets, readiness and the drain request (no SwiftNIO).
         .library(name: "BatonWorker", targets: ["BatonWorker"]),
-        // For SwiftNIO workers: adopt a listener, HTTP/1.1 with a keep-alive-aware drain.
+        // For SwiftNIO workers: adopt a listener, HTTP/1.1 and h2c with a keep-alive-aware drain.
         .library(name: "BatonWorkerNIO", targets: ["BatonWorkerNIO"]),
         // For swift-service-lifecycle: the drain request as the group's graceful shutdown.
         .library(name: "BatonWorkerLifecycle", targets: ["BatonWorkerLifecycle"]),
@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         // Only the worker-side adapters and the example use these; the master never links them.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -58,6 +59,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
             ]
         ),
         .target(
@@ -92,6 +94,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,13 +1,16 @@
-// A SwiftNIO HTTP/1.1 server with zero-downtime reloads under baton, through the BatonWorker
-// library: the same binary runs under `swift run` (it binds 127.0.0.1:8080 itself, or the address
-// given as its first argument) and under baton (it adopts the listener it is handed):
+// A SwiftNIO HTTP server (HTTP/1.1, and h2c with prior knowledge) with zero-downtime reloads under
+// baton, through the BatonWorker library: the same binary runs under `swift run` (it binds
+// 127.0.0.1:8080 itself, or the address given as its first argument) and under baton (it adopts
+// the listener it is handed):
 //
 //   swift run swift-nio-server
 //   baton run --listen http=tcp://127.0.0.1:8080 -- .build/debug/swift-nio-server
+//   curl --http2-prior-knowledge http://127.0.0.1:8080/
 //
 // On reload baton's drain request becomes the graceful shutdown of a swift-service-lifecycle
-// ServiceGroup; the server stops accepting and closes keep-alive connections without racing
-// their clients (see BatonHTTPServer).
+// ServiceGroup; the server stops accepting and closes keep-alive connections (GOAWAY on HTTP/2)
+// without racing their clients (see BatonHTTPServer). The handler below is written for HTTP/1.1
+// and answers HTTP/2 streams unchanged.
 import BatonWorker
 import BatonWorkerLifecycle
 import BatonWorkerNIO

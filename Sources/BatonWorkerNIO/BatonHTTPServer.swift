@@ -6,9 +6,16 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
-/// An HTTP/1.1 server on a worker's listeners with baton's drain: it adopts each listener (with
-/// its backlog), says `READY=1`, serves, and on the drain request stops accepting and drains every
-/// connection the keep-alive-aware way (`HTTPDrainHandler`), then returns.
+/// An HTTP server on a worker's listeners with baton's drain: it adopts each listener (with its
+/// backlog), says `READY=1`, serves, and on the drain request stops accepting and drains every
+/// connection without failing a request the client already sent, then returns.
+///
+/// Each connection speaks HTTP/1.1 or cleartext HTTP/2 with prior knowledge (h2c: the client
+/// opens with HTTP/2's connection preface), told apart by its first bytes. The drain is
+/// `HTTPDrainHandler`'s on HTTP/1.1 (`Connection: close` on the next response, idle connections
+/// closed after a grace) and `HTTP2DrainHandler`'s on HTTP/2 (GOAWAY with 2^31-1 and a PING,
+/// then the final GOAWAY, open streams finish). HTTP/2 over TLS and `Upgrade: h2c` are not
+/// offered.
 ///
 /// ```swift
 /// let worker = try BatonWorker.start(standalone: [("http", "tcp://127.0.0.1:8080")])
@@ -18,8 +25,10 @@ import Synchronization
 /// try await server.run()
 /// ```
 ///
-/// The application's handlers read `HTTPServerRequestPart` and write `HTTPServerResponsePart`.
-/// HTTP/2 (GOAWAY) is not covered.
+/// The application's handlers read `HTTPServerRequestPart` and write `HTTPServerResponsePart`,
+/// on an HTTP/1.1 connection and on each HTTP/2 stream alike: one written for HTTP/1.1 serves
+/// HTTP/2 unchanged (connection-specific headers such as `Connection` are dropped from its
+/// HTTP/2 responses).
 public struct BatonHTTPServer: Sendable {
     public struct Configuration: Sendable {
         /// How long a connection with no request in flight stays open once the drain began:
@@ -27,6 +36,10 @@ public struct BatonHTTPServer: Sendable {
         public var idleGrace: TimeAmount = .seconds(2)
         /// How long a connection waits for the client's close after its final response.
         public var linger: TimeAmount = .seconds(2)
+        /// How long an HTTP/2 client may take to answer the PING sent with the first GOAWAY
+        /// before the final GOAWAY goes out anyway: its answer proves that every stream it opened
+        /// before it saw the GOAWAY has arrived.
+        public var http2PingTimeout: TimeAmount = .seconds(1)
         /// The drain's limit when the request names none (outside baton).
         public var defaultDrainTimeout: Duration = .seconds(30)
         /// Say `READY=1` once every listener is adopted.
@@ -45,8 +58,10 @@ public struct BatonHTTPServer: Sendable {
 
     /// - Parameters:
     ///   - listeners: the stream listeners to serve (default: all of the worker's).
-    ///   - childChannelInitializer: adds the application's handlers to a connection's pipeline
-    ///     (after NIO's HTTP/1.1 handlers and the drain handler).
+    ///   - childChannelInitializer: adds the application's handlers to an HTTP/1.1 connection's
+    ///     pipeline (after NIO's HTTP/1.1 handlers and the drain handler) or to an HTTP/2 stream's
+    ///     (after `HTTP2FramePayloadToHTTP1ServerCodec`). It runs once the connection's first
+    ///     bytes told its protocol.
     public init(
         worker: BatonWorker, listeners: [BatonListener]? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -91,11 +106,8 @@ public struct BatonHTTPServer: Sendable {
                     ClientBootstrap(group: group)
                         .channelInitializer { channel in
                             channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                                try channel.pipeline.syncOperations.addHandler(
-                                    HTTPDrainHandler(idleGrace: configuration.idleGrace, linger: configuration.linger))
-                            }.flatMap {
-                                initializer(channel)
+                                try Self.configureConnection(
+                                    channel, configuration: configuration, initializer: initializer)
                             }
                         }
                         .withConnectedSocket(fd)
