@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "baton", targets: ["baton"]),
+        .executable(name: "baton-config", targets: ["baton-config"]),
         .executable(name: "baton-test-worker", targets: ["baton-test-worker"]),
         // For workers: sockets, readiness and the drain request (no SwiftNIO).
         .library(name: "BatonWorker", targets: ["BatonWorker"]),
@@ -43,10 +44,20 @@ let package = Package(
             name: "BatonRuntime",
             dependencies: ["BatonCore", "CBaton", "CSystemd", .product(name: "Logging", package: "swift-log")]
         ),
+        // The master and the control client. It never links the TOML parser (and Foundation with
+        // it): configuration files are read by `baton-config`, in a child process.
         .executableTarget(
             name: "baton",
             dependencies: [
-                "BatonCore", "BatonConfig", "BatonRuntime",
+                "BatonCore", "BatonRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Reads a configuration file and prints it as JSON: run by `baton`, installed beside it.
+        .executableTarget(
+            name: "baton-config",
+            dependencies: [
+                "BatonCore", "BatonConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

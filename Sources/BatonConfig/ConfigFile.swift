@@ -11,9 +11,11 @@ enum ConfigFile {
     /// Configuration files are small; a larger one is a mistake (or `/dev/zero`).
     static let maximumSize = 4 << 20
 
-    static func contents(of path: String) throws(ConfigError) -> String {
+    /// The text of the file at `path`; errors name the file `name` (the file the user gave, when
+    /// `path` is another way to it, such as `/dev/fd/3`).
+    static func contents(of path: String, reportingAs name: String) throws(ConfigError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw cannotRead(path, errno) }
+        if fd < 0 { throw cannotRead(name, errno) }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
@@ -21,15 +23,15 @@ enum ConfigFile {
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
-                throw cannotRead(path, errno)
+                throw cannotRead(name, errno)
             }
             if count == 0 { break }
             bytes += chunk[..<count]
             if bytes.count > maximumSize {
-                throw ConfigError(file: path, line: nil, message: "larger than \(maximumSize >> 20) MiB: not a configuration file")
+                throw ConfigError(file: name, line: nil, message: "larger than \(maximumSize >> 20) MiB: not a configuration file")
             }
         }
-        return try text(of: bytes, path: path)
+        return try text(of: bytes, path: name)
     }
 
     /// The bytes as a String, refusing invalid UTF-8 (with its line) rather than repairing it.

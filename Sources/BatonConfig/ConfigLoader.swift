@@ -13,8 +13,14 @@ public enum ConfigLoader {
     /// Reads and parses the file at `path`. The program's command may be missing (it can be given
     /// on the command line).
     public static func load(path: String) throws(ConfigError) -> Configuration {
-        let text = try ConfigFile.contents(of: path)
-        return try parse(text, fileName: path)
+        try load(path: path, reportingAs: path)
+    }
+
+    /// As `load(path:)`, with errors naming the file `name`: the file the user gave, when `path`
+    /// is another way to it (`baton-config` reads the master's copy through `/dev/fd/3`).
+    public static func load(path: String, reportingAs name: String) throws(ConfigError) -> Configuration {
+        let text = try ConfigFile.contents(of: path, reportingAs: name)
+        return try parse(text, fileName: name)
     }
 
     /// Parses the text of a configuration file; `fileName` is used in error messages only.

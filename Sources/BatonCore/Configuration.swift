@@ -1,6 +1,7 @@
 /// The whole configuration of one master: its own settings, its listeners and the one program it
-/// runs. Built by the TOML loader and by command-line flags; validated before use.
-public struct Configuration: Sendable, Equatable {
+/// runs. Built by the TOML loader and by command-line flags; validated before use. Codable: the
+/// loader runs in its own process (`baton-config`) and hands the result over as JSON.
+public struct Configuration: Sendable, Equatable, Codable {
     public var master: MasterSettings
     /// In file order, which is fd order (`LISTEN_FDS` numbering and `LISTEN_FDNAMES`).
     public var listeners: [ListenerSpec]
@@ -13,18 +14,18 @@ public struct Configuration: Sendable, Equatable {
     }
 }
 
-public enum LogLevel: String, Sendable, Equatable, CaseIterable {
+public enum LogLevel: String, Sendable, Equatable, CaseIterable, Codable {
     case trace, debug, info, notice, warning, error
 }
 
-public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+public enum LogFormat: String, Sendable, Equatable, CaseIterable, Codable {
     /// journal-aware: sd-daemon priority prefixes when stderr is the journal, else text.
     case auto
     case text
     case json
 }
 
-public struct MasterSettings: Sendable, Equatable {
+public struct MasterSettings: Sendable, Equatable, Codable {
     /// Control socket path; `nil` means the default path for this user and program.
     public var control: String?
     public var logLevel: LogLevel
@@ -38,7 +39,7 @@ public struct MasterSettings: Sendable, Equatable {
 }
 
 /// Where a listener binds. One listener name may carry several addresses (e.g. IPv4 and IPv6).
-public enum ListenAddress: Sendable, Equatable, Hashable, CustomStringConvertible {
+public enum ListenAddress: Sendable, Equatable, Hashable, CustomStringConvertible, Codable {
     /// `tcp://HOST:PORT`; `host` is an IPv4 or IPv6 literal (without brackets) or a host name.
     case tcp(host: String, port: UInt16)
     /// `udp://HOST:PORT`.
@@ -129,7 +130,7 @@ public struct AddressError: Error, Sendable, Equatable, CustomStringConvertible 
     public init(_ description: String) { self.description = description }
 }
 
-public struct ListenerSpec: Sendable, Equatable {
+public struct ListenerSpec: Sendable, Equatable, Codable {
     /// `[A-Za-z0-9_.-]{1,64}`, not `unknown`, `stored` or `connection`; repeats in `LISTEN_FDNAMES`
     /// once per address.
     public var name: String
@@ -170,24 +171,24 @@ public struct ListenerSpec: Sendable, Equatable {
     }
 }
 
-public enum Handoff: String, Sendable, Equatable, CaseIterable {
+public enum Handoff: String, Sendable, Equatable, CaseIterable, Codable {
     case listenFDs = "listen-fds"
     case channel
 }
 
-public enum ReadinessMode: String, Sendable, Equatable, CaseIterable {
+public enum ReadinessMode: String, Sendable, Equatable, CaseIterable, Codable {
     case notify, exec, delay, spawn
 }
 
-public enum KillMode: String, Sendable, Equatable, CaseIterable {
+public enum KillMode: String, Sendable, Equatable, CaseIterable, Codable {
     case group, process
 }
 
-public enum OutputMode: String, Sendable, Equatable, CaseIterable {
+public enum OutputMode: String, Sendable, Equatable, CaseIterable, Codable {
     case forward, inherit
 }
 
-public struct ProgramSpec: Sendable, Equatable {
+public struct ProgramSpec: Sendable, Equatable, Codable {
     public var name: String
     /// argv; `command[0]` is a path or a name looked up in `PATH`.
     public var command: [String]

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -93,6 +94,10 @@ int baton_set_nonblocking(int fd, int on) {
     flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
     return fcntl(fd, F_SETFL, flags);
 }
+
+int baton_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int baton_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int baton_set_cloexec(int fd, int on) {
     int flags = fcntl(fd, F_GETFD);

@@ -1,5 +1,4 @@
 import ArgumentParser
-import BatonConfig
 import BatonCore
 
 /// `--config FILE` plus the flags that mirror configuration keys; flags win over the file.
@@ -49,27 +48,10 @@ struct ConfigurationOptions: ParsableArguments {
     @Argument(parsing: .postTerminator, help: "The worker command, after --.")
     var command: [String] = []
 
-    /// The file (if any) with the flags applied, validated. Errors name what is wrong.
-    func resolve() throws -> Configuration {
-        try resolve { path throws(ConfigError) in try ConfigLoader.load(path: path) }
-    }
-
-    /// As `resolve()`, with `text` as the content of the `--config` file (already read).
-    func resolve(fileText text: String) throws -> Configuration {
-        try resolve { path throws(ConfigError) in try ConfigLoader.parse(text, fileName: path) }
-    }
-
-    private func resolve(loading load: (String) throws(ConfigError) -> Configuration) throws -> Configuration {
-        var configuration: Configuration
-        if let path = config {
-            do {
-                configuration = try load(path)
-            } catch {
-                throw UsageFailure(error.description)
-            }
-        } else {
-            configuration = Configuration(program: ProgramSpec(name: "", command: []))
-        }
+    /// `file` (the `--config` file as read, if any) with the flags applied, validated. Errors
+    /// name what is wrong. `ConfigurationReloader` reads the file.
+    func resolve(file: Configuration?) throws -> Configuration {
+        var configuration = file ?? Configuration(program: ProgramSpec(name: "", command: []))
         try apply(to: &configuration)
         configuration.program.name = configuration.effectiveProgramName
         let problems = configuration.problems()

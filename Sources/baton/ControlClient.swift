@@ -1,5 +1,4 @@
 import ArgumentParser
-import BatonConfig
 import BatonCore
 import BatonRuntime
 import Glibc
@@ -23,7 +22,7 @@ struct ControlOptions: ParsableArguments {
         if let config {
             let configuration: Configuration
             do {
-                configuration = try ConfigLoader.load(path: config)
+                configuration = try ConfigurationReader.parse(try ConfigurationReader.read(config), path: config)
             } catch {
                 throw ControlClientFailure(ExitStatus.usage, error.description)
             }

@@ -131,13 +131,7 @@ final class LaunchedMaster {
 enum FaultClient {
     /// Runs `baton ARGUMENTS`; returns its exit status and its whole output once it has exited.
     static func run(_ arguments: [String], timeout: Duration = .seconds(60)) throws -> (status: BatonTestSupport.ExitStatus, output: String) {
-        let child = try SupervisedProcess(executable: try Binaries.baton(), arguments: arguments)
-        // The client quotes the master's worker pids: those groups are not the client's to kill.
-        defer { child.cleanup(reportedGroups: false) }
-        let status = try child.waitForExit(timeout: timeout)
-        // Returns (by throwing) once the exited client's output has been read to its end.
-        _ = try? child.waitForLine(after: child.mark(), timeout: .seconds(5)) { _ in false }
-        return (status, child.lines.joined(separator: "\n"))
+        try SupervisedProcess.run(try Binaries.baton(), arguments, timeout: timeout)
     }
 
     /// Worker pids of a generation, from `gen=N worker=I pid=P spawned` lines.

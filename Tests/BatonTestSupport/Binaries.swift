@@ -19,6 +19,11 @@ public enum Binaries {
         try executable(named: "baton")
     }
 
+    /// The path of the `baton-config` executable (read by `baton` from beside its own).
+    public static func batonConfig() throws -> String {
+        try executable(named: "baton-config")
+    }
+
     /// The path of the `baton-test-worker` executable.
     public static func testWorker() throws -> String {
         try executable(named: "baton-test-worker")

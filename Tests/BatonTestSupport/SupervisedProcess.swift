@@ -84,6 +84,20 @@ public final class SupervisedProcess: Sendable {
         Thread.detachNewThread { Self.reap(pid, into: shared) }
     }
 
+    /// Runs `executable ARGUMENTS` to its end; returns its exit status and its whole output
+    /// (stdout and stderr, lines joined by newlines).
+    public static func run(
+        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)
+    ) throws -> (status: ExitStatus, output: String) {
+        let child = try SupervisedProcess(executable: executable, arguments: arguments)
+        // A client may quote a master's worker pids: those groups are not the client's to kill.
+        defer { child.cleanup(reportedGroups: false) }
+        let status = try child.waitForExit(timeout: timeout)
+        // Returns (by throwing) once the exited process's output has been read to its end.
+        _ = try? child.waitForLine(after: child.mark(), timeout: .seconds(5)) { _ in false }
+        return (status, child.lines.joined(separator: "\n"))
+    }
+
     /// The current environment without the variables through which a test's own supervisor
     /// (systemd, or baton itself) would leak into the child: NOTIFY_SOCKET, LISTEN_*, BATON_*.
     public static func cleanEnvironment() -> [String: String] {

@@ -125,4 +125,8 @@ int baton_set_child_subreaper(void);
 int baton_set_nonblocking(int fd, int on);
 int baton_set_cloexec(int fd, int on);
 
+// pipe2(O_CLOEXEC) and memfd_create(MFD_CLOEXEC), which Swift's Glibc module does not export.
+int baton_pipe_cloexec(int fds[2]);
+int baton_memfd_cloexec(const char *name);
+
 #endif
