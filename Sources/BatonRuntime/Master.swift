@@ -19,6 +19,8 @@ public final class Master {
 
     var machine = Supervisor()
     let reactor: Reactor
+    /// The fds of `OutputSink`s with lines queued, watched for writability (see `afterEachWakeUp`).
+    var sinksWatchedForWriting: Set<CInt> = []
     let timers: TimerQueue
     let output = WorkerOutput()
     var signals: CInt = -1
@@ -235,9 +237,23 @@ public final class Master {
         }
     }
 
+    /// Writes what the master's stdout and stderr queued. While lines stay queued (the reader is
+    /// slow), their fd is watched for writability, so that they go out as soon as the reader
+    /// catches up, not only at the loop's next event of another kind.
     func afterEachWakeUp() {
-        for sink in [OutputSink.standardOutput, OutputSink.standardError] where sink.hasPending {
-            sink.flush()
+        for sink in [OutputSink.standardOutput, OutputSink.standardError] {
+            if sink.hasPending { sink.flush() }
+            let watched = sinksWatchedForWriting.contains(sink.fd)
+            if sink.hasPending && !watched {
+                // The handler has nothing to do: the flush above runs after every wake-up. A fd
+                // epoll cannot watch (a regular file) never makes a write wait anyway.
+                if (try? reactor.register(sink.fd, events: UInt32(BATON_EV_OUT), handler: { _ in })) != nil {
+                    sinksWatchedForWriting.insert(sink.fd)
+                }
+            } else if !sink.hasPending && watched {
+                reactor.unregister(sink.fd)
+                sinksWatchedForWriting.remove(sink.fd)
+            }
         }
     }
 
