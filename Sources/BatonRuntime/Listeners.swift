@@ -44,18 +44,16 @@ public enum ListenerBinder {
         case .tcp(let host, let port), .udp(let host, let port):
             let stream: Bool
             if case .tcp = address { stream = true } else { stream = false }
-            var hints = addrinfo()
-            hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-            hints.ai_socktype = CInt(stream ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue)
-            var results: UnsafeMutablePointer<addrinfo>?
-            let status = getaddrinfo(host, String(port), &hints, &results)
-            guard status == 0, let info = results else {
+            let info: PassiveAddress
+            switch PassiveAddress.resolve(host: host, port: port, datagram: !stream) {
+            case .success(let resolved):
+                info = resolved[0]
+            case .failure(let error):
                 throw ListenerError(
                     listener: listener.name, address: address.description, operation: "resolve",
-                    code: 0, detail: String(cString: gai_strerror(status)))
+                    code: 0, detail: error.description)
             }
-            defer { freeaddrinfo(results) }
-            let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | CInt(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(info.family, info.socketType | CInt(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw failure("socket") }
             var one: CInt = 1
             var v6only: CInt = listener.ipv6only ? 1 : 0
@@ -69,14 +67,18 @@ public enum ListenerBinder {
                 close(fd)
                 throw error
             }
-            if info.pointee.ai_family == AF_INET6
+            if info.family == AF_INET6
                 && setsockopt(fd, CInt(IPPROTO_IPV6), IPV6_V6ONLY, &v6only, socklen_t(MemoryLayout<CInt>.size)) != 0
             {
                 let error = failure("setsockopt(IPV6_V6ONLY)")
                 close(fd)
                 throw error
             }
-            guard Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            var storage = info.storage
+            let bound = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, info.length) }
+            }
+            guard bound == 0 else {
                 let error = failure("bind")
                 close(fd)
                 throw error

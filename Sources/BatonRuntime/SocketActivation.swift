@@ -348,25 +348,16 @@ public enum SocketActivation {
         case .tcp(let host, let port), .udp(let host, let port):
             let datagram: Bool
             if case .udp = address { datagram = true } else { datagram = false }
-            var hints = addrinfo()
-            hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-            hints.ai_socktype = CInt(datagram ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue)
-            var results: UnsafeMutablePointer<addrinfo>?
-            guard getaddrinfo(host, String(port), &hints, &results) == 0 else { return [address] }
-            defer { freeaddrinfo(results) }
+            guard case .success(let resolved) = PassiveAddress.resolve(host: host, port: port, datagram: datagram) else {
+                return [address]
+            }
             var found: [ListenAddress] = []
-            var cursor = results
-            while let info = cursor {
-                var storage = sockaddr_storage()
-                withUnsafeMutableBytes(of: &storage) { raw in
-                    raw.copyMemory(from: UnsafeRawBufferPointer(start: info.pointee.ai_addr, count: Int(info.pointee.ai_addrlen)))
-                }
-                if let canonical = listenAddress(&storage, length: info.pointee.ai_addrlen, datagram: datagram),
+            for var candidate in resolved {
+                if let canonical = listenAddress(&candidate.storage, length: candidate.length, datagram: datagram),
                     !found.contains(canonical)
                 {
                     found.append(canonical)
                 }
-                cursor = info.pointee.ai_next
             }
             return found.isEmpty ? [address] : found
         }
