@@ -96,7 +96,17 @@ let package = Package(
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"]),
         .testTarget(name: "BatonConfigTests", dependencies: ["BatonConfig", "BatonCore"]),
         .testTarget(name: "BatonRuntimeTests", dependencies: ["BatonRuntime", "BatonCore", "CBaton", "BatonTestSupport"]),
-        .testTarget(name: "BatonIntegrationTests", dependencies: ["BatonTestSupport", "CBaton"]),
+        .testTarget(
+            name: "BatonIntegrationTests",
+            dependencies: [
+                "BatonTestSupport", "CBaton",
+                // Only for the HTTP/2 client of the h2c test (HTTP2LoadGenerator).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ]
+        ),
         .testTarget(
             name: "BatonWorkerTests",
             dependencies: [
