@@ -14,7 +14,7 @@ build: deps
 # library linked in, which makes the master's resident memory 3.5 MB smaller and its reloads and
 # start faster (docs/BENCHMARKS.md, "--static-swift-stdlib"); the binaries are larger on disk.
 release: deps
-	for product in baton baton-config; do $(SWIFT) build -c release --static-swift-stdlib --product $$product || exit 1; done
+	for product in baton baton-master baton-config; do $(SWIFT) build -c release --static-swift-stdlib --product $$product || exit 1; done
 
 # Runs baton on config/demo.toml with the test worker on 127.0.0.1:8080 (Ctrl-C stops it).
 demo: build

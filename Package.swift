@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "baton", targets: ["baton"]),
+        .executable(name: "baton-master", targets: ["baton-master"]),
         .executable(name: "baton-config", targets: ["baton-config"]),
         .executable(name: "baton-test-worker", targets: ["baton-test-worker"]),
         // For workers: sockets, readiness and the drain request (no SwiftNIO).
@@ -44,8 +45,9 @@ let package = Package(
             name: "BatonRuntime",
             dependencies: ["BatonCore", "CBaton", "CSystemd", .product(name: "Logging", package: "swift-log")]
         ),
-        // The master and the control client. It never links the TOML parser (and Foundation with
-        // it): configuration files are read by `baton-config`, in a child process.
+        // The command line: `baton run` and the control client. `baton run` resolves the
+        // configuration and execs `baton-master`. Neither links the TOML parser (and Foundation
+        // with it): configuration files are read by `baton-config`, in a child process.
         .executableTarget(
             name: "baton",
             dependencies: [
@@ -53,6 +55,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The master process (`baton run` becomes it): no argument parser, no Foundation, so the
+        // process that lives as long as the service stays small.
+        .executableTarget(name: "baton-master", dependencies: ["BatonCore", "BatonRuntime", "CBaton"]),
         // Reads a configuration file and prints it as JSON: run by `baton`, installed beside it.
         .executableTarget(
             name: "baton-config",

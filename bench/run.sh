@@ -29,7 +29,7 @@ fi
 
 build() { # scratch, extra flags...
     local scratch=$1; shift
-    for product in baton baton-config baton-test-worker; do
+    for product in baton baton-master baton-config baton-test-worker; do
         swift build -c release --scratch-path "$scratch" --product "$product" "$@" >&2
     done
 }

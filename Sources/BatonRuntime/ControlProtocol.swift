@@ -1,5 +1,4 @@
 import BatonCore
-import FoundationEssentials
 
 // The control socket's wire format: newline-delimited JSON, one object per line.
 //
@@ -213,7 +212,7 @@ public enum ControlCodec {
     public static func decodeRequest(_ bytes: some Collection<UInt8>) -> Result<ControlRequest, ControlRequestError> {
         let wire: WireRequest
         do {
-            wire = try JSONDecoder().decode(WireRequest.self, from: Data(bytes))
+            wire = try JSONCoding.decode(WireRequest.self, from: bytes)
         } catch {
             return .failure(ControlRequestError(id: nil, describe(error, reading: "request")))
         }
@@ -265,7 +264,7 @@ public enum ControlCodec {
     public static func decodeMessage(_ bytes: some Collection<UInt8>) throws(ControlCodecError) -> Message {
         let wire: WireMessage
         do {
-            wire = try JSONDecoder().decode(WireMessage.self, from: Data(bytes))
+            wire = try JSONCoding.decode(WireMessage.self, from: bytes)
         } catch {
             throw ControlCodecError(describe(error, reading: "message"))
         }
@@ -287,22 +286,17 @@ public enum ControlCodec {
 
     /// A status report as indented JSON for people and scripts (`baton status --json`).
     public static func encodePretty(_ report: StatusReport) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        // Encoding plain structs of strings and numbers cannot fail.
-        guard let data = try? encoder.encode(report) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
+        // Encoding plain structs of strings and finite numbers cannot fail.
+        guard let bytes = try? JSONCoding.encode(report, pretty: true) else { return "{}" }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func line(_ value: some Encodable) -> [UInt8] {
-        let encoder = JSONEncoder()
-        // Sorted keys make lines reproducible; JSON strings escape newlines, so a value never
-        // breaks the framing.
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(value) else {
+        // Keys are sorted, so lines are reproducible; JSON strings escape newlines, so a value
+        // never breaks the framing.
+        guard var bytes = try? JSONCoding.encode(value) else {
             return Array("{\"v\":1,\"ok\":false,\"error\":\"internal error: cannot encode the message\"}\n".utf8)
         }
-        var bytes = [UInt8](data)
         bytes.append(UInt8(ascii: "\n"))
         return bytes
     }

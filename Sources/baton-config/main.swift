@@ -34,10 +34,9 @@ struct BatonConfigCommand: ParsableCommand {
             print(error.description)
             throw ExitCode(2)
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(configuration)
-        FileHandle.standardOutput.write(data)
-        FileHandle.standardOutput.write(Data("\n".utf8))
+        // The coder the master reads with, so both ends agree on every value's form.
+        var bytes = try JSONCoding.encode(configuration)
+        bytes.append(UInt8(ascii: "\n"))
+        FileHandle.standardOutput.write(Data(bytes))
     }
 }

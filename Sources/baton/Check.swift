@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonCore
+import BatonRuntime
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,7 +14,7 @@ struct Check: ParsableCommand {
         let configuration: Configuration
         do {
             // As `run` reads it: a file that crashes the TOML parser is refused, not a crash here.
-            configuration = try ConfigurationReloader(options: options).resolve()
+            configuration = try options.reloader().resolve()
         } catch {
             FileOutput.standardError("baton: \(error)")
             throw ExitCode(ExitStatus.usage)

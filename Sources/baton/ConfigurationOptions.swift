@@ -1,5 +1,6 @@
 import ArgumentParser
 import BatonCore
+import BatonRuntime
 
 /// `--config FILE` plus the flags that mirror configuration keys; flags win over the file.
 struct ConfigurationOptions: ParsableArguments {
@@ -48,22 +49,9 @@ struct ConfigurationOptions: ParsableArguments {
     @Argument(parsing: .postTerminator, help: "The worker command, after --.")
     var command: [String] = []
 
-    /// `file` (the `--config` file as read, if any) with the flags applied, validated. Errors
-    /// name what is wrong. `ConfigurationReloader` reads the file.
-    func resolve(file: Configuration?) throws -> Configuration {
-        var configuration = file ?? Configuration(program: ProgramSpec(name: "", command: []))
-        try apply(to: &configuration)
-        configuration.program.name = configuration.effectiveProgramName
-        let problems = configuration.problems()
-        guard problems.isEmpty else {
-            let origin = config.map { "\($0): " } ?? ""
-            throw UsageFailure(problems.map { "\(origin)\($0)" }.joined(separator: "\n"))
-        }
-        return configuration
-    }
-
-    private func apply(to configuration: inout Configuration) throws {
-        var flagListeners: [ListenerSpec] = []
+    /// The flags, parsed; errors name the flag and what it expects.
+    func overrides() throws(UsageFailure) -> ConfigurationOverrides {
+        var overrides = ConfigurationOverrides()
         for entry in listen {
             guard let equals = entry.firstIndex(of: "=") else {
                 throw UsageFailure("--listen \(entry): expected NAME=ADDRESS, e.g. http=tcp://127.0.0.1:8080")
@@ -75,42 +63,39 @@ struct ConfigurationOptions: ParsableArguments {
             case .success(let parsed): address = parsed
             case .failure(let error): throw UsageFailure("--listen \(name): address \(error)")
             }
-            if let index = flagListeners.firstIndex(where: { $0.name == name }) {
-                flagListeners[index].addresses.append(address)
+            if let index = overrides.listeners.firstIndex(where: { $0.name == name }) {
+                overrides.listeners[index].addresses.append(address)
             } else {
-                flagListeners.append(ListenerSpec(name: name, addresses: [address]))
+                overrides.listeners.append(ListenerSpec(name: name, addresses: [address]))
             }
         }
-        for listener in flagListeners {
-            if let index = configuration.listeners.firstIndex(where: { $0.name == listener.name }) {
-                configuration.listeners[index].addresses = listener.addresses
-            } else {
-                configuration.listeners.append(listener)
-            }
-        }
-        var program = configuration.program
-        if !command.isEmpty { program.command = command }
-        if let name { program.name = name }
-        if let workers { program.workers = workers }
-        if let handoff { program.handoff = try parse(handoff, "--handoff") }
-        if let ready { program.ready = try parse(ready, "--ready") }
-        if let readyTimeout { program.readyTimeout = try duration(readyTimeout, "--ready-timeout") }
-        if let drainTimeout { program.drainTimeout = try duration(drainTimeout, "--drain-timeout") }
+        overrides.command = command
+        overrides.name = name
+        overrides.workers = workers
+        if let handoff { overrides.handoff = try parse(handoff, "--handoff") }
+        if let ready { overrides.ready = try parse(ready, "--ready") }
+        if let readyTimeout { overrides.readyTimeout = try duration(readyTimeout, "--ready-timeout") }
+        if let drainTimeout { overrides.drainTimeout = try duration(drainTimeout, "--drain-timeout") }
         if let drainSignal {
             guard let number = SignalName.parse(drainSignal) else {
                 throw UsageFailure("--drain-signal \(drainSignal): expected a signal name such as SIGTERM")
             }
-            program.drainSignal = number
+            overrides.drainSignal = number
         }
-        if let maxDraining { program.maxDraining = maxDraining }
-        if let killMode { program.killMode = try parse(killMode, "--kill-mode") }
-        if let output { program.output = try parse(output, "--output") }
-        if let logLevel { configuration.master.logLevel = try parse(logLevel, "--log-level") }
-        if let control { configuration.master.control = control }
-        configuration.program = program
+        overrides.maxDraining = maxDraining
+        if let killMode { overrides.killMode = try parse(killMode, "--kill-mode") }
+        if let output { overrides.output = try parse(output, "--output") }
+        if let logLevel { overrides.logLevel = try parse(logLevel, "--log-level") }
+        overrides.control = control
+        return overrides
     }
 
-    private func parse<Value: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) throws -> Value
+    /// A reader of the configuration these options describe (the file, if any, and the flags).
+    func reloader() throws(UsageFailure) -> ConfigurationReloader {
+        ConfigurationReloader(configPath: config, overrides: try overrides())
+    }
+
+    private func parse<Value: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) throws(UsageFailure) -> Value
     where Value.RawValue == String {
         guard let value = Value(rawValue: text) else {
             let allowed = Value.allCases.map(\.rawValue).joined(separator: ", ")
@@ -119,7 +104,7 @@ struct ConfigurationOptions: ParsableArguments {
         return value
     }
 
-    private func duration(_ text: String, _ flag: String) throws -> Duration {
+    private func duration(_ text: String, _ flag: String) throws(UsageFailure) -> Duration {
         guard let value = DurationText.parse(text) else {
             throw UsageFailure("\(flag) \(text): expected a duration such as 250ms, 30s, 5m or 1h")
         }

@@ -31,9 +31,32 @@ extension IntegrationTests {
                 libraries.insert(String(file))
             }
             #expect(libraries.contains { $0.hasPrefix("libswiftCore") }, "\(libraries.sorted())")
-            for unwanted in ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so"] {
-                #expect(!libraries.contains(unwanted), "the master maps \(unwanted): \(libraries.sorted())")
+            let unwanted = ["libFoundation.so", "libFoundationEssentials.so", "libFoundationInternationalization.so", "lib_FoundationICU.so"]
+            for library in unwanted {
+                #expect(!libraries.contains(library), "the master maps \(library): \(libraries.sorted())")
             }
+            // `baton run` became `baton-master` (same pid); `ps` still shows the command run.
+            let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(baton.process.pid)/exe")
+            #expect(executable == (try Binaries.batonMaster()))
+            let commandLine = try String(contentsOfFile: "/proc/\(baton.process.pid)/cmdline", encoding: .utf8)
+            #expect(commandLine.split(separator: "\0").prefix(2) == [Substring(try Binaries.baton()), "run"], "\(commandLine)")
+        }
+
+        /// Without `baton-master` beside it, `baton run` says what is missing (and starts nothing);
+        /// `baton-master` run by hand says how it is meant to be started.
+        @Test func withoutTheMasterBesideItRunSaysSo() throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.cleanup() }
+            let alone = directory.file("baton")
+            try FileManager.default.copyItem(atPath: try Binaries.baton(), toPath: alone)
+            let refused = try SupervisedProcess.run(alone, ["run", "--listen", "http=tcp://127.0.0.1:0", "--", "/bin/true"])
+            #expect(refused.status == .exited(1), "\(refused.output)")
+            #expect(refused.output.contains("cannot start \(directory.file("baton-master")): No such file or directory"), "\(refused.output)")
+            #expect(refused.output.contains("baton-master is installed beside baton"), "\(refused.output)")
+
+            let byHand = try SupervisedProcess.run(try Binaries.batonMaster(), [])
+            #expect(byHand.status == .exited(2), "\(byHand.output)")
+            #expect(byHand.output.contains("baton-master is started by `baton run`; run that instead"), "\(byHand.output)")
         }
 
         /// Without `baton-config` beside it, `baton` says what is missing where a file must be

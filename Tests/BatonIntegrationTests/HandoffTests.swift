@@ -74,6 +74,7 @@ extension IntegrationTests {
             #expect(environment["WATCHDOG_USEC"] == nil)
             #expect(environment["WATCHDOG_PID"] == nil)
             #expect(environment["BATON_CONTROL"] == nil)
+            #expect(environment["BATON_MASTER_LAUNCH_FD"] == nil, "what baton run hands the master is not the worker's")
             #expect(environment["LISTEN_FDS"] == "1")
             #expect(environment["LISTEN_PID"] == String(pid))
             #expect(environment["LISTEN_FDNAMES"] == "http")

@@ -36,7 +36,7 @@ extension IntegrationTests {
         private func install(in systemd: SystemdNamespace, port: Int) throws {
             let bin = systemd.file("bin")
             try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-            for source in [try Binaries.baton(), try Binaries.batonConfig(), try Binaries.testWorker()] {
+            for source in [try Binaries.baton(), try Binaries.batonMaster(), try Binaries.batonConfig(), try Binaries.testWorker()] {
                 let target = bin + "/" + (source as NSString).lastPathComponent
                 try FileManager.default.copyItem(atPath: source, toPath: target)
                 try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: target)

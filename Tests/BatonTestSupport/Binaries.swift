@@ -24,6 +24,11 @@ public enum Binaries {
         try executable(named: "baton-config")
     }
 
+    /// The path of the `baton-master` executable (`baton run` execs it from beside its own).
+    public static func batonMaster() throws -> String {
+        try executable(named: "baton-master")
+    }
+
     /// The path of the `baton-test-worker` executable.
     public static func testWorker() throws -> String {
         try executable(named: "baton-test-worker")

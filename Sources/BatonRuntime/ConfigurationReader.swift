@@ -1,7 +1,5 @@
 import BatonCore
-import BatonRuntime
 import CBaton
-import FoundationEssentials
 import Glibc
 
 /// Reads configuration files: the bytes here, the TOML through `baton-config` in a child process.
@@ -13,14 +11,14 @@ import Glibc
 /// signal, every worker with it. And it is heavy: it brings Foundation, ICU and libstdc++, which
 /// would more than double the master's resident memory (docs/BENCHMARKS.md). The child gets the
 /// very bytes read here (a memfd at its fd 3), so what was checked for change is what is parsed.
-enum ConfigurationReader {
+public enum ConfigurationReader {
     /// Configuration files are small; a larger one is a mistake (or `/dev/zero`).
-    static let maximumSize = 4 << 20
+    public static let maximumSize = 4 << 20
     /// How long `baton-config` may take before it counts as hung (and is killed).
-    static let timeoutMilliseconds = 10_000
+    public static let timeoutMilliseconds = 10_000
 
     /// The whole file at `path`. Errors read as the loader's: `web.toml: cannot read: …`.
-    static func read(_ path: String) throws(UsageFailure) -> [UInt8] {
+    public static func read(_ path: String, maximumSize: Int = maximumSize) throws(ConfigurationFailure) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw cannotRead(path, errno) }
         defer { close(fd) }
@@ -35,45 +33,38 @@ enum ConfigurationReader {
             if count == 0 { return bytes }
             bytes += chunk[..<count]
             if bytes.count > maximumSize {
-                throw UsageFailure("\(path): larger than \(maximumSize >> 20) MiB: not a configuration file")
+                throw ConfigurationFailure("\(path): larger than \(maximumSize >> 20) MiB: not a configuration file")
             }
         }
     }
 
     /// The configuration in `bytes`, the content of the file `path` (the file alone: flags are
-    /// applied by `ConfigurationOptions`).
-    static func parse(_ bytes: [UInt8], path: String) throws(UsageFailure) -> Configuration {
+    /// applied by `ConfigurationOverrides`).
+    public static func parse(_ bytes: [UInt8], path: String) throws(ConfigurationFailure) -> Configuration {
         let run = try runHelper(input: bytes, name: path)
         switch run.status {
         case .exited(0):
             do {
-                return try JSONDecoder().decode(Configuration.self, from: Data(run.output))
+                return try JSONCoding.decode(Configuration.self, from: run.output)
             } catch {
-                throw UsageFailure("\(path): \(helperName) printed no configuration baton understands (\(error)); is it the same version as baton?")
+                throw ConfigurationFailure("\(path): \(helperName) printed no configuration baton understands (\(error)); is it the same version as baton?")
             }
         case .exited(2):
             // Its message names the file, the line and the key.
-            throw UsageFailure(String(decoding: run.output, as: UTF8.self).trimmingTrailingNewlines)
+            throw ConfigurationFailure(String(decoding: run.output, as: UTF8.self).trimmingTrailingNewlines)
         case .exited(let code):
-            throw UsageFailure("\(path): \(helperName) exited with status \(code): \(String(decoding: run.output.suffix(2000), as: UTF8.self).trimmingTrailingNewlines)")
+            throw ConfigurationFailure("\(path): \(helperName) exited with status \(code): \(String(decoding: run.output.suffix(2000), as: UTF8.self).trimmingTrailingNewlines)")
         case .signalled(let signal):
-            throw UsageFailure("\(path): cannot parse: the parser crashed (\(SignalName.name(signal))) on this file; it is not valid TOML")
+            throw ConfigurationFailure("\(path): cannot parse: the parser crashed (\(SignalName.name(signal))) on this file; it is not valid TOML")
         case .timedOut:
-            throw UsageFailure("\(path): cannot parse: the parser did not finish within \(timeoutMilliseconds / 1000)s")
+            throw ConfigurationFailure("\(path): cannot parse: the parser did not finish within \(timeoutMilliseconds / 1000)s")
         }
     }
 
-    static let helperName = "baton-config"
+    public static let helperName = "baton-config"
 
     /// `baton-config` beside this executable (as installed, and as `swift build` leaves them).
-    static func helperPath() -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard count > 0 else { return helperName }
-        let executable = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard let slash = executable.lastIndex(of: "/") else { return helperName }
-        return String(executable[...slash]) + helperName
-    }
+    public static func helperPath() -> String { Executables.beside(helperName) }
 
     private enum Status {
         case exited(Int32)
@@ -81,20 +72,20 @@ enum ConfigurationReader {
         case timedOut
     }
 
-    private static func runHelper(input: [UInt8], name: String) throws(UsageFailure) -> (status: Status, output: [UInt8]) {
+    private static func runHelper(input: [UInt8], name: String) throws(ConfigurationFailure) -> (status: Status, output: [UInt8]) {
         let helper = helperPath()
         let memory = baton_memfd_cloexec("baton-config-input")
-        guard memory >= 0 else { throw UsageFailure("\(name): cannot pass it to \(helperName): memfd_create: \(String(cString: strerror(errno)))") }
+        guard memory >= 0 else { throw ConfigurationFailure("\(name): cannot pass it to \(helperName): memfd_create: \(String(cString: strerror(errno)))") }
         defer { close(memory) }
         var written = 0
         while written < input.count {
             let count = input[written...].withUnsafeBytes { write(memory, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw UsageFailure("\(name): cannot pass it to \(helperName): \(String(cString: strerror(errno)))") }
+            guard count > 0 else { throw ConfigurationFailure("\(name): cannot pass it to \(helperName): \(String(cString: strerror(errno)))") }
             written += count
         }
         var ends: [Int32] = [-1, -1]
-        guard baton_pipe_cloexec(&ends) == 0 else { throw UsageFailure("\(name): cannot start \(helperName): pipe: \(String(cString: strerror(errno)))") }
+        guard baton_pipe_cloexec(&ends) == 0 else { throw ConfigurationFailure("\(name): cannot start \(helperName): pipe: \(String(cString: strerror(errno)))") }
         let pid: pid_t
         do {
             // No Swift backtrace on a crash: it is slow, and the status says enough.
@@ -105,7 +96,7 @@ enum ConfigurationReader {
         } catch {
             close(ends[0])
             close(ends[1])
-            throw UsageFailure("\(name): cannot read configuration files: \(helper): \(error) (\(helperName) is installed beside baton)")
+            throw ConfigurationFailure("\(name): cannot read configuration files: \(helper): \(error) (\(helperName) is installed beside baton)")
         }
         close(ends[1])
         defer { close(ends[0]) }
@@ -138,8 +129,8 @@ enum ConfigurationReader {
         }
     }
 
-    private static func cannotRead(_ path: String, _ code: Int32) -> UsageFailure {
-        UsageFailure("\(path): cannot read: \(String(cString: strerror(code)))")
+    private static func cannotRead(_ path: String, _ code: Int32) -> ConfigurationFailure {
+        ConfigurationFailure("\(path): cannot read: \(String(cString: strerror(code)))")
     }
 }
 

@@ -1,0 +1,21 @@
+import Glibc
+
+/// Plain writes to the process's own stdout/stderr, for command output (not logs).
+public enum FileOutput {
+    public static func standardOutput(_ text: String) { write(1, text) }
+    public static func standardError(_ text: String) { write(2, text) }
+
+    private static func write(_ fd: CInt, _ text: String) {
+        var bytes = Array(text.utf8)
+        if bytes.last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written <= 0 {
+                if written < 0 && errno == EINTR { continue }
+                return
+            }
+            offset += written
+        }
+    }
+}
