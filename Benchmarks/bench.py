@@ -97,8 +97,13 @@ def main():
             step("reload timing: Server::Starter",
                  lambda: phases.baseline_timing(ctx, "server-starter", max(3, args.ss_reloads // 2)))]
     if "footprint" in only:
-        results["footprint"] = step(f"footprint: up to {args.footprint_reloads} reloads",
-                                    lambda: phases.footprint(ctx, args.footprint_reloads, args.footprint_seconds))
+        # The master as `make release` builds it (--static-swift-stdlib) when that build is given.
+        build = "static" if args.static_bin else "dynamic"
+        bin_dir = os.path.abspath(args.static_bin) if args.static_bin else None
+        results["footprint"] = step(f"footprint ({build} build): up to {args.footprint_reloads} reloads",
+                                    lambda: phases.footprint(ctx, args.footprint_reloads, args.footprint_seconds,
+                                                             bin_dir=bin_dir))
+        results["footprint"]["build"] = build
     if "scale" in only:
         results["scale"] = [step("scale: 1,000 listeners, listen-fds", lambda: phases.scale_listeners(ctx, "listen-fds", 1000)),
                             step("scale: 1,000 listeners, channel", lambda: phases.scale_listeners(ctx, "channel", 1000)),

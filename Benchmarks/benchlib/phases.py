@@ -198,10 +198,11 @@ def baseline_timing(ctx, system, count):
             "server_memory": memory}
 
 
-def footprint(ctx, reloads, bound_s, label="footprint", command=None):
-    """Master memory, fds and CPU after start and after many reloads; system calls while idle."""
+def footprint(ctx, reloads, bound_s, label="footprint", command=None, bin_dir=None):
+    """Master memory, fds and CPU after start and after many reloads; system calls while idle.
+    `bin_dir` (default: the release build) holds the baton executables measured."""
     port = procs.free_port()
-    server = procs.Baton(ctx.bin_dir, ctx.work, label, [("http", f"tcp://127.0.0.1:{port}")],
+    server = procs.Baton(bin_dir or ctx.bin_dir, ctx.work, label, [("http", f"tcp://127.0.0.1:{port}")],
                          command or [ctx.test_worker])
     samples = []
     try:

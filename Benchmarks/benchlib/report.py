@@ -103,7 +103,8 @@ def table(results):
             f"nginx ≈ {PEERS['nginx_cpu_ms']} ms", cpu < 0.3)
         row("master anonymous RSS after start / after reloads", f"{mb(start['RssAnon'])} / {mb(end['RssAnon'])}",
             "< 2 MB", "", start["RssAnon"] < 2000 and end["RssAnon"] < 2000)
-        row("master VmHWM after start / after reloads", f"{mb(start['VmHWM'])} / {mb(end['VmHWM'])}",
+        build = " (`make release` build)" if fp.get("build") == "static" else ""
+        row(f"master VmHWM after start / after reloads{build}", f"{mb(start['VmHWM'])} / {mb(end['VmHWM'])}",
             f"< {PEERS['tableflip_hwm_mb']} MB (tableflip)",
             f"nginx master {PEERS['nginx_hwm_mb']} MB; Server::Starter {server_starter_hwm(results)}",
             end["VmHWM"] < PEERS["tableflip_hwm_mb"] * 1000)
@@ -234,8 +235,10 @@ def markdown(results, summary_table):
         out.append("")
     fp = results.get("footprint")
     if fp:
+        build = {"static": "the `make release` build (--static-swift-stdlib)",
+                 "dynamic": "the release build (Swift libraries linked dynamically)"}.get(fp.get("build"), "the release build")
         out += ["## Master footprint", "",
-                f"One worker, a configuration file, {fp['reloads_done']} of {fp['reloads_requested']} reloads "
+                f"Measured on {build}. One worker, a configuration file, {fp['reloads_done']} of {fp['reloads_requested']} reloads "
                 f"requested in {fp['seconds']:.0f} s" + (" (stopped by the time bound)" if fp["bounded"] else "")
                 + f", {fp['failed_reloads']} failed; reload round trip on the control socket "
                 f"{spread(fp['reload_round_trip'])}. CPU from /proc/PID/schedstat "
@@ -248,11 +251,13 @@ def markdown(results, summary_table):
                 "progress.)", ""]
     if results.get("static"):
         st = results["static"]
-        out += ["## --static-swift-stdlib", "", "| build | baton size | test worker size | VmHWM | RssAnon | "
-                "`baton check` | start → first answer | 1-worker serving | CPU per reload |", "|---|---|---|---|---|---|---|---|---|"]
+        out += ["## --static-swift-stdlib", "", "| build | baton size | baton-master size | test worker size | VmHWM | "
+                "RssAnon | `baton check` | start → first answer | 1-worker serving | CPU per reload |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         for variant in ("dynamic", "static"):
             v = st[variant]
-            out.append(f"| {variant} | {v['baton_bytes'] / 1e6:.1f} MB | {v['worker_bytes'] / 1e6:.1f} MB | "
+            master = f"{v['master_bytes'] / 1e6:.1f} MB" if "master_bytes" in v else "—"
+            out.append(f"| {variant} | {v['baton_bytes'] / 1e6:.1f} MB | {master} | {v['worker_bytes'] / 1e6:.1f} MB | "
                        f"{mb(v['memory']['VmHWM'])} | {mb(v['memory']['RssAnon'])} | {ms(v['check_ms'])} | "
                        f"{ms(v['start_ms'])} | {spread(v['serving'])} | {ms(v['cpu_per_reload_ms'], 2)} |")
         out.append("")

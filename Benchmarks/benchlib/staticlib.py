@@ -48,6 +48,7 @@ def compare(ctx, static_bin):
                                      bin_dir=bin_dir)
         result[variant] = {
             "baton_bytes": os.path.getsize(baton), "worker_bytes": os.path.getsize(worker),
+            "master_bytes": os.path.getsize(os.path.join(bin_dir, "baton-master")),
             "check_ms": check_ms(baton, probe.config), "start_ms": start_ms, "memory": memory,
             "serving": timing["timing"]["serving"], "old_exited": timing["timing"]["old_exited"],
             "cpu_per_reload_ms": timing["cpu_per_reload_ms"]}

@@ -154,7 +154,7 @@ final class ControlServer {
 
     private func acceptAll() {
         while !closed {
-            let fd = accept(listenFD, nil, nil)
+            let fd = baton_accept_cloexec_nonblocking(listenFD)
             if fd < 0 {
                 switch errno {
                 case EINTR, ECONNABORTED:
@@ -165,7 +165,7 @@ final class ControlServer {
                     // Out of fds: free the spare one to take the connection off the queue and
                     // refuse it, rather than leave the listener readable forever.
                     Glibc.close(spareFD)
-                    let victim = accept(listenFD, nil, nil)
+                    let victim = baton_accept_cloexec_nonblocking(listenFD)
                     let code = errno
                     if victim >= 0 {
                         refuse(victim, "the master is out of file descriptors")
@@ -181,10 +181,6 @@ final class ControlServer {
                     return
                 }
             }
-            // accept4 is not in Swift's Glibc module; the master forks on this same thread, so no
-            // child can inherit the fd before FD_CLOEXEC is set.
-            _ = baton_set_cloexec(fd, 1)
-            _ = baton_set_nonblocking(fd, 1)
             guard connections.count < limits.maximumClients else {
                 refuse(fd, "too many control clients (\(limits.maximumClients) connected); try again later")
                 continue

@@ -29,7 +29,8 @@ public struct MasterLogHandler: LogHandler {
         for key in merged.keys.sorted() {
             line += " \(key)=\(merged[key]!)"
         }
-        sink.writeLine(line)
+        // An error is written at once: if the master were to die next, it must have been said.
+        sink.writeLine(line, urgent: event.level >= .error)
     }
 
     /// True when stderr is the journal's stream socket, per `JOURNAL_STREAM=DEV:INODE`.

@@ -64,20 +64,18 @@ extension Master {
         }
     }
 
-    /// With `output = "forward"`, a stdout and a stderr pipe (both ends close-on-exec; the spawn
-    /// places the write ends); none with `inherit`.
+    /// With `output = "forward"`, a stdout and a stderr pipe (both ends close-on-exec, the read
+    /// end non-blocking; the spawn places the write ends); none with `inherit`.
     func makeOutputPipes(_ mode: OutputMode) throws(SpawnError) -> [(read: CInt, write: CInt)] {
         guard mode == .forward else { return [] }
         var pipes: [(read: CInt, write: CInt)] = []
         for _ in 0..<2 {
             var ends: [CInt] = [-1, -1]
-            guard pipe(&ends) == 0 else {
+            guard baton_output_pipe(&ends) == 0 else {
                 let code = errno
                 for pair in pipes { close(pair.read); close(pair.write) }
                 throw SpawnError(stage: "pipe", errno: code, message: "cannot create an output pipe: \(String(cString: strerror(code)))")
             }
-            _ = baton_set_cloexec(ends[0], 1)
-            _ = baton_set_cloexec(ends[1], 1)
             pipes.append((ends[0], ends[1]))
         }
         return pipes

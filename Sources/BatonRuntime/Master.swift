@@ -120,9 +120,13 @@ public final class Master {
             "baton master pid=\(masterPID) started: program=\(program.name) workers=\(program.workers) handoff=\(program.handoff.rawValue)"
         )
         dispatch(.start)
+        let sinks = [OutputSink.standardOutput, OutputSink.standardError]
+        for sink in sinks { sink.holdsLines = true }
         reactor.run { [unowned self] in self.afterEachWakeUp() }
-        OutputSink.standardOutput.flush()
-        OutputSink.standardError.flush()
+        for sink in sinks {
+            sink.holdsLines = false
+            sink.flush()
+        }
         return exitCode
     }
 
@@ -216,8 +220,11 @@ public final class Master {
     func readNotifications() {
         notify?.receiveAll { datagram in
             // Accept only processes in a live worker's session: the worker itself, or whatever it
-            // started (a shell wrapper's server).
-            guard datagram.pid > 0, let session = ProcStat.session(of: datagram.pid) else {
+            // started (a shell wrapper's server). A worker leads its session for life (setsid at
+            // spawn; a leader cannot leave), and its pid is not reused before the master reaps
+            // it, so the worker itself needs no look at /proc.
+            let session = workers[datagram.pid] != nil ? datagram.pid : ProcStat.session(of: datagram.pid)
+            guard datagram.pid > 0, let session else {
                 // The sender is gone already (e.g. a worker's last STOPPING=1, read after its exit).
                 logger.debug("notify: ignored a datagram from pid=\(datagram.pid): the sender has exited")
                 return

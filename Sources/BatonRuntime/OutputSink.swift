@@ -12,6 +12,7 @@ public final class OutputSink: Sendable {
     private struct State {
         var pending: [UInt8] = []
         var dropped = 0
+        var holding = false
     }
 
     private enum Method { case write, send }
@@ -43,11 +44,29 @@ public final class OutputSink: Sendable {
         }
     }
 
-    /// Queues one line (a newline is added) and writes what the fd takes now.
-    public func writeLine(_ line: String) {
+    /// While true, lines are queued and written by `flush` only (unless `urgent`): the master's
+    /// loop flushes once after each wake-up, so the lines of one wake-up (a reload's "ready",
+    /// "serving", "draining" and "reload ok" come together) cost one system call, not one each.
+    public var holdsLines: Bool {
+        get { state.withLock { $0.holding } }
+        set { state.withLock { $0.holding = newValue } }
+    }
+
+    /// Queues one line (a newline is added) and writes what the fd takes now, unless lines are
+    /// held and the line is not `urgent`.
+    public func writeLine(_ line: String, urgent: Bool = false) {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
         state.withLock { state in
+            if state.holding {
+                guard state.pending.count + bytes.count <= limit else {
+                    state.dropped += 1
+                    return
+                }
+                state.pending += bytes
+                if urgent { flushLocked(&state) }
+                return
+            }
             if !state.pending.isEmpty {
                 guard state.pending.count + bytes.count <= limit else {
                     state.dropped += 1

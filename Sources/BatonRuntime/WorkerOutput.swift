@@ -20,9 +20,9 @@ final class WorkerOutput {
     private var tails: [pid_t: [String]] = [:]
     private var buffer = [UInt8](repeating: 0, count: 65536)
 
-    /// Starts forwarding `fd` (a pipe's read end, now owned here) for worker `pid`.
+    /// Starts forwarding `fd` (a pipe's non-blocking read end, from `baton_output_pipe`, now
+    /// owned here) for worker `pid`.
     func add(fd: CInt, pid: pid_t, prefix: String, sink: OutputSink) {
-        _ = baton_set_nonblocking(fd, 1)
         streams[fd] = Stream(pid: pid, prefix: prefix, sink: sink)
         if tails[pid] == nil { tails[pid] = [] }
     }

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -98,6 +99,21 @@ int baton_set_nonblocking(int fd, int on) {
 int baton_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int baton_memfd_cloexec(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int baton_output_pipe(int fds[2]) {
+    if (pipe2(fds, O_CLOEXEC) < 0) return -1;
+    // A new pipe's read end has no status flags but its access mode, which F_SETFL ignores.
+    if (fcntl(fds[0], F_SETFL, O_NONBLOCK) < 0) {
+        int saved = errno;
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+int baton_accept_cloexec_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
 
 int baton_set_cloexec(int fd, int on) {
     int flags = fcntl(fd, F_GETFD);

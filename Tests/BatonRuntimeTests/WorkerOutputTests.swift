@@ -1,3 +1,4 @@
+import CBaton
 import Glibc
 import Testing
 
@@ -14,7 +15,7 @@ import Testing
 
         init() throws {
             var ends: [Int32] = [-1, -1]
-            try #require(pipe(&ends) == 0)
+            try #require(baton_output_pipe(&ends) == 0)
             worker = (ends[0], ends[1])
             try #require(pipe(&ends) == 0)
             master = (ends[0], ends[1])
@@ -41,6 +42,20 @@ import Testing
     }
 
     static let cut = " [line cut]"
+
+    /// The master reads without blocking; the worker writes as programs expect, blocking when the
+    /// pipe is full; neither end leaks into another child.
+    @Test func anOutputPipeReadsWithoutBlockingAndWritesBlocking() throws {
+        var ends: [Int32] = [-1, -1]
+        try #require(baton_output_pipe(&ends) == 0)
+        defer { for fd in ends { Glibc.close(fd) } }
+        #expect(fcntl(ends[0], F_GETFL) & O_NONBLOCK != 0)
+        #expect(fcntl(ends[1], F_GETFL) & O_NONBLOCK == 0)
+        #expect(fcntl(ends[0], F_GETFD) & FD_CLOEXEC != 0)
+        #expect(fcntl(ends[1], F_GETFD) & FD_CLOEXEC != 0)
+        var byte: UInt8 = 0
+        #expect(read(ends[0], &byte, 1) == -1 && errno == EAGAIN)
+    }
 
     /// Runs `body` with a worker pipe being forwarded, and closes everything after.
     static func forwarding(_ body: (Plumbing, WorkerOutput) throws -> Void) throws {

@@ -129,4 +129,12 @@ int baton_set_cloexec(int fd, int on);
 int baton_pipe_cloexec(int fds[2]);
 int baton_memfd_cloexec(const char *name);
 
+// A pipe for a child's output: both ends close-on-exec, the read end (kept by the master)
+// non-blocking, the write end (the child's stdout or stderr) blocking as programs expect. Two
+// system calls instead of the six that pipe() and fcntl() take.
+int baton_output_pipe(int fds[2]);
+
+// accept4(SOCK_CLOEXEC | SOCK_NONBLOCK), which Swift's Glibc module does not export.
+int baton_accept_cloexec_nonblocking(int fd);
+
 #endif
