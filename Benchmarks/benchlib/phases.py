@@ -226,6 +226,14 @@ def footprint(ctx, reloads, bound_s, label="footprint", command=None, bin_dir=No
         time.sleep(1.0)
         after = procs.status_kb(pid) | {"fds": procs.fd_count(pid)}
         idle = idle_syscalls(ctx, pid, ctx.args.idle_seconds)
+        # The same reloads by SIGHUP, as nginx's figure is measured: no control connection, no
+        # progress lines. Each waits for the old worker's exit, so none is coalesced.
+        hup_count = min(1000, max(100, reloads // 10))
+        hup0 = procs.cpu_ns(pid)
+        hup_lines, _ = run_timing(ctx, ["--port", str(port), "--trigger", f"hup:{pid}", "--parent", str(pid),
+                                        "--gap-ms", "0", "--timeout-ms", "30000", "--no-probe"],
+                                  hup_count, bound_s / 4, log_name="timing-hup")
+        hup_cpu = (procs.cpu_ns(pid) - hup0) / 1e6 / max(1, len(hup_lines))
         # Every old generation has exited by now (each reload waited for it): one worker remains.
         children = procs.children(pid)
         done = len(lines)
@@ -235,6 +243,7 @@ def footprint(ctx, reloads, bound_s, label="footprint", command=None, bin_dir=No
     return {"reloads_requested": reloads, "reloads_done": done, "bounded": interrupted, "seconds": elapsed,
             "after_start": after_start, "after_reloads": after, "samples": samples,
             "cpu_per_reload_ms": (cpu1 - cpu0) / 1e6 / max(1, done),
+            "cpu_per_reload_hup_ms": hup_cpu, "hup_reloads": len(hup_lines),
             "cpu_per_reload_ticks_ms": (ticks1 - ticks0) / 1e6 / max(1, done),
             "failed_reloads": sum(1 for line in lines if line["ok"] != 1),
             "reload_round_trip": stats.summary([line["reply_us"] / 1000 for line in lines]), "idle": idle,

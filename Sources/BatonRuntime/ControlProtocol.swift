@@ -199,12 +199,12 @@ public enum ControlCodec {
 
     /// One line for an event.
     public static func encode(_ event: ControlEvent) -> [UInt8] {
-        line(WireMessage(event: event))
+        WireMessage(event: event).line()
     }
 
     /// One line for a reply.
     public static func encode(_ reply: ControlReply) -> [UInt8] {
-        line(WireMessage(reply: reply))
+        WireMessage(reply: reply).line()
     }
 
     /// Reads a request line (without its newline). Errors name the problem in words a person
@@ -391,5 +391,33 @@ struct WireMessage: Codable {
         durationMilliseconds = reply.durationMilliseconds
         workers = reply.workers
         status = reply.status
+    }
+
+    /// The message as one line, its JSON built directly rather than through `Encodable`: a
+    /// `reload --wait` gets several of these per reload. The keys and forms are those of the
+    /// `Codable` conformance (`ControlProtocolTests` checks the two agree).
+    func line() -> [UInt8] {
+        var members: [String: JSONValue] = ["v": .number(String(v))]
+        func put(_ key: String, _ value: JSONValue?) {
+            if let value { members[key] = value }
+        }
+        put("id", id.map { .number(String($0)) })
+        put("event", event.map { .string($0) })
+        put("ok", ok.map { .bool($0) })
+        put("error", error.map { .string($0) })
+        put("output", output.map { .array($0.map { .string($0) }) })
+        put("message", message.map { .string($0) })
+        put("generation", generation.map { .number(String($0)) })
+        put("worker", worker.map { .number(String($0)) })
+        put("pid", pid.map { .number(String($0)) })
+        put("duration_ms", durationMilliseconds.map { .number(String($0)) })
+        put("workers", workers.map { .number(String($0)) })
+        if let status {
+            // Plain structs of strings and finite numbers: encoding cannot fail.
+            put("status", try? JSONValueEncoder().encode(status))
+        }
+        var bytes = JSONValue.object(members).serialized()
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
     }
 }

@@ -82,6 +82,23 @@ import Testing
             == #"{"error":"permission denied: uid 1000","ok":false,"v":1}"# + "\n")
     }
 
+    /// Event and reply lines are built by hand for speed: they must equal what the `Codable`
+    /// conformance (which clients decode with) writes, field for field.
+    @Test func handBuiltLinesEqualTheCodableEncoding() throws {
+        var full = ControlReply(
+            ok: false, error: "e\n\"x\"", output: ["a", "b/c"], message: "m", generation: 4, durationMilliseconds: 182,
+            workers: 2, status: Self.sampleReport)
+        full.id = 9
+        let messages = [
+            WireMessage(reply: full), WireMessage(reply: ControlReply.success()),
+            WireMessage(event: ControlEvent(.exited, generation: 3, worker: 1, pid: 77, message: "status 0", id: 1)),
+            WireMessage(event: ControlEvent(.serving)),
+        ]
+        for message in messages {
+            #expect(text(message.line()) == text(try JSONCoding.encode(message)) + "\n")
+        }
+    }
+
     @Test func messagesRoundTripAndUnknownEventKindsSurvive() throws {
         var line = ControlCodec.encode(ControlEvent(.draining, generation: 2, message: "replaced by gen=3", id: 9))
         line.removeLast()
