@@ -26,30 +26,15 @@ extension Master {
         variables.set("BATON_GENERATION", String(id.generation))
         variables.set("BATON_WORKER", String(id.index))
         variables.set("BATON_MASTER_PID", String(masterPID))
-        let environment = variables.entries
-        let searchPath = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
         do throws(SpawnError) {
-            guard let command = program.readyCommand.first else {
+            guard !program.readyCommand.isEmpty else {
                 throw SpawnError(stage: "resolve", errno: ENOENT, message: "ready_command is empty")
             }
-            let executable = try ProcessSpawner.resolveExecutable(
-                command, searchPath: searchPath, workingDirectory: program.cwd)
-            let credentials = try Credentials.lookup(user: program.user, group: program.group)
-            let pipes = try makeOutputPipes(program.output)
-            let request = SpawnRequest(
-                executable: executable, arguments: program.readyCommand, environment: environment,
-                standardOutput: pipes.first?.write, standardError: pipes.last?.write,
-                workingDirectory: program.cwd, credentials: credentials, deathSignal: SIGKILL)
-            let pid: pid_t
-            do {
-                pid = try ProcessSpawner.spawn(request)
-            } catch {
-                for pair in pipes { close(pair.read); close(pair.write) }
-                throw error
-            }
+            let pid = try spawnForwardingOutput(
+                program.readyCommand, environment: variables.entries, program: program, deathSignal: SIGKILL,
+                of: "\(id) probe"
+            ) { pid in "[\(program.name) gen=\(id.generation) worker=\(id.index) probe pid=\(pid)] " }
             probes[pid] = RunningProbe(id: id, workerPID: workerPID)
-            let prefix = "[\(program.name) gen=\(id.generation) worker=\(id.index) probe pid=\(pid)] "
-            forwardOutput(pipes, pid: pid, prefix: prefix, of: "\(id) probe")
         } catch {
             dispatch(.probeSpawnFailed(id, pid: workerPID, reason: error.message))
         }

@@ -21,12 +21,8 @@ extension Master {
         let program = config.program
         if let problem = ensureEinhornSocket(for: program) { return .workerSpawnFailed(id, reason: problem) }
         let environment = workerEnvironment(id, config: config, sockets: handed, notifyAddress: notify.address)
-        let searchPath = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
         var channel: (master: CInt, worker: CInt)?
         do throws(SpawnError) {
-            let executable = try ProcessSpawner.resolveExecutable(
-                program.command[0], searchPath: searchPath, workingDirectory: program.cwd)
-            let credentials = try Credentials.lookup(user: program.user, group: program.group)
             if program.handoff == .channel {
                 do {
                     channel = try WorkerChannel.makePair()
@@ -34,22 +30,13 @@ extension Master {
                     throw SpawnError(stage: "channel", errno: error.code, message: "cannot create its channel: \(error)")
                 }
             }
-            let pipes = try makeOutputPipes(program.output)
-            let request = SpawnRequest(
-                executable: executable, arguments: program.command, environment: environment,
-                setsListenPID: program.handoff == .listenFDs, fds: channel.map { [$0.worker] } ?? handed.map(\.fd),
-                standardOutput: pipes.first?.write, standardError: pipes.last?.write,
-                workingDirectory: program.cwd, credentials: credentials, deathSignal: program.drainSignal)
-            let pid: pid_t
-            do {
-                pid = try ProcessSpawner.spawn(request)
-            } catch {
-                for pair in pipes { close(pair.read); close(pair.write) }
-                throw error
-            }
+            let pid = try spawnForwardingOutput(
+                program.command, environment: environment, program: program,
+                fds: channel.map { [$0.worker] } ?? handed.map(\.fd), setsListenPID: program.handoff == .listenFDs,
+                deathSignal: program.drainSignal, of: "\(id)"
+            ) { pid in "[\(program.name) gen=\(id.generation) pid=\(pid)] " }
             workers[pid] = id
             pidsByGeneration[id.generation, default: []].append(pid)
-            forwardOutput(pipes, pid: pid, prefix: "[\(program.name) gen=\(id.generation) pid=\(pid)] ", of: "\(id)")
             if let channel {
                 close(channel.worker)
                 openChannel(fd: channel.master, id: id, pid: pid, sockets: handed)
@@ -62,6 +49,33 @@ extension Master {
             }
             return .workerSpawnFailed(id, reason: error.message)
         }
+    }
+
+    /// Starts `arguments` (its command looked up along the environment's `PATH`) in the program's
+    /// directory with its credentials, and forwards its output with the prefix `prefix(pid)`.
+    /// Nothing stays open when it fails.
+    func spawnForwardingOutput(
+        _ arguments: [String], environment: [String], program: ProgramSpec, fds: [CInt] = [],
+        setsListenPID: Bool = false, deathSignal: Int32, of what: String, prefix: (pid_t) -> String
+    ) throws(SpawnError) -> pid_t {
+        let searchPath = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
+        let executable = try ProcessSpawner.resolveExecutable(
+            arguments[0], searchPath: searchPath, workingDirectory: program.cwd)
+        let credentials = try Credentials.lookup(user: program.user, group: program.group)
+        let pipes = try makeOutputPipes(program.output)
+        let request = SpawnRequest(
+            executable: executable, arguments: arguments, environment: environment, setsListenPID: setsListenPID,
+            fds: fds, standardOutput: pipes.first?.write, standardError: pipes.last?.write,
+            workingDirectory: program.cwd, credentials: credentials, deathSignal: deathSignal)
+        let pid: pid_t
+        do {
+            pid = try ProcessSpawner.spawn(request)
+        } catch {
+            for pair in pipes { close(pair.read); close(pair.write) }
+            throw error
+        }
+        forwardOutput(pipes, pid: pid, prefix: prefix(pid), of: what)
+        return pid
     }
 
     /// With `output = "forward"`, a stdout and a stderr pipe (both ends close-on-exec, the read

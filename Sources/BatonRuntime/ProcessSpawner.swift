@@ -46,62 +46,63 @@ public struct Credentials: Sendable, Equatable {
         var gid: gid_t
     }
 
-    /// nil only for a numeric uid that has no entry.
-    private static func lookupUser(_ user: String) throws(SpawnError) -> PasswdEntry? {
-        let numeric = uid_t(user)
-        var record = passwd()
-        var result: UnsafeMutablePointer<passwd>?
+    /// Runs a `get*_r` lookup with a buffer that grows while the call answers ERANGE (up to
+    /// 1 MiB). `call` copies what it needs out of the buffer: the buffer is freed on return.
+    private static func reentrantLookup<Found>(
+        _ call: (UnsafeMutablePointer<CChar>, Int) -> (error: Int32, found: Found?)
+    ) -> (error: Int32, found: Found?) {
         var size = 1024
         while true {
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
             defer { buffer.deallocate() }
-            let error: Int32
-            if let numeric {
-                error = getpwuid_r(numeric, &record, buffer, size, &result)
-            } else {
-                error = getpwnam_r(user, &record, buffer, size, &result)
-            }
-            if error == ERANGE && size < 1 << 20 {
+            let answer = call(buffer, size)
+            if answer.error == ERANGE && size < 1 << 20 {
                 size *= 2
                 continue
             }
-            if error != 0 {
-                throw SpawnError(
-                    stage: "lookup", errno: error,
-                    message: "cannot look up user \"\(user)\": \(SpawnError.describe(error))")
-            }
-            guard let found = result else {
-                if numeric != nil { return nil }
-                throw SpawnError(stage: "lookup", errno: ENOENT, message: "user \"\(user)\" not found")
-            }
-            return PasswdEntry(name: String(cString: found.pointee.pw_name), uid: found.pointee.pw_uid,
-                               gid: found.pointee.pw_gid)
+            return answer
         }
+    }
+
+    /// nil only for a numeric uid that has no entry.
+    private static func lookupUser(_ user: String) throws(SpawnError) -> PasswdEntry? {
+        let numeric = uid_t(user)
+        let (error, entry) = reentrantLookup { buffer, size -> (Int32, PasswdEntry?) in
+            var record = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            let error = numeric.map { getpwuid_r($0, &record, buffer, size, &result) }
+                ?? getpwnam_r(user, &record, buffer, size, &result)
+            return (error, result.map {
+                PasswdEntry(name: String(cString: $0.pointee.pw_name), uid: $0.pointee.pw_uid, gid: $0.pointee.pw_gid)
+            })
+        }
+        if error != 0 {
+            throw SpawnError(
+                stage: "lookup", errno: error, message: "cannot look up user \"\(user)\": \(SpawnError.describe(error))")
+        }
+        guard let entry else {
+            if numeric != nil { return nil }
+            throw SpawnError(stage: "lookup", errno: ENOENT, message: "user \"\(user)\" not found")
+        }
+        return entry
     }
 
     private static func lookupGroup(_ group: String) throws(SpawnError) -> gid_t {
         if let numeric = gid_t(group) { return numeric }
-        var record = Glibc.group()
-        var result: UnsafeMutablePointer<Glibc.group>?
-        var size = 1024
-        while true {
-            let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: size)
-            defer { buffer.deallocate() }
+        let (error, gid) = reentrantLookup { buffer, size -> (Int32, gid_t?) in
+            var record = Glibc.group()
+            var result: UnsafeMutablePointer<Glibc.group>?
             let error = getgrnam_r(group, &record, buffer, size, &result)
-            if error == ERANGE && size < 1 << 20 {
-                size *= 2
-                continue
-            }
-            if error != 0 {
-                throw SpawnError(
-                    stage: "lookup", errno: error,
-                    message: "cannot look up group \"\(group)\": \(SpawnError.describe(error))")
-            }
-            guard let found = result else {
-                throw SpawnError(stage: "lookup", errno: ENOENT, message: "group \"\(group)\" not found")
-            }
-            return found.pointee.gr_gid
+            return (error, result?.pointee.gr_gid)
         }
+        if error != 0 {
+            throw SpawnError(
+                stage: "lookup", errno: error, message: "cannot look up group \"\(group)\": \(SpawnError.describe(error))")
+        }
+        guard let gid else {
+            throw SpawnError(stage: "lookup", errno: ENOENT, message: "group \"\(group)\" not found")
+        }
+        return gid
     }
 
     /// The user's groups from the group database, with `gid` first.
