@@ -11,7 +11,7 @@ build: deps
 	$(SWIFT) build
 
 # The executables to install (docs/OPERATIONS.md), in .build/release: built with the Swift standard
-# library linked in, which makes the master's resident memory 3.5 MB smaller and its reloads and
+# library linked in, which makes the master's resident memory 2.3 MB smaller and its reloads and
 # start faster (docs/BENCHMARKS.md, "--static-swift-stdlib"); the binaries are larger on disk.
 release: deps
 	for product in baton baton-master baton-config; do $(SWIFT) build -c release --static-swift-stdlib --product $$product || exit 1; done
