@@ -189,13 +189,16 @@ public final class SupervisedProcess: Sendable {
     }
 
     /// Waits until the process exits and returns how; throws at the deadline (the process keeps
-    /// running).
+    /// running). Once it returns, `lines` holds everything the process wrote.
     public func waitForExit(timeout: Duration = .seconds(30)) throws -> ExitStatus {
         let deadline = ContinuousClock.now + timeout
         let ended = shared.doorbell.wait(until: deadline) { shared.state.withLock { $0.exitedAt != nil } }
         guard ended else {
             throw failure("still running after \(timeout)")
         }
+        // What it wrote just before exiting may still be in the pipe: read it to the end, so
+        // `lines` holds it. A descendant that keeps the pipe open bounds this at 2 s.
+        _ = shared.doorbell.wait(until: .now + .seconds(2)) { shared.state.withLock { $0.outputClosed } }
         guard let status = exitStatus else {
             throw failure("exited, but another waitpid/waitid in this test process took its status")
         }
