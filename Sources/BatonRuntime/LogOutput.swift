@@ -23,11 +23,13 @@ public struct MasterLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = journal ? "<\(Self.priority(event.level))>" : "\(Self.timestamp()) \(event.level.rawValue.uppercased()) "
+        var line = journal ? "<\(Self.priority(event.level))>" : Self.timestamp() + Self.levelWords[event.level]!
         line += "\(event.message)"
-        let merged = metadata.merging(event.metadata ?? [:]) { $1 }
-        for key in merged.keys.sorted() {
-            line += " \(key)=\(merged[key]!)"
+        if !metadata.isEmpty || !(event.metadata?.isEmpty ?? true) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            for key in merged.keys.sorted() {
+                line += " \(key)=\(merged[key]!)"
+            }
         }
         // An error is written at once: if the master were to die next, it must have been said.
         sink.writeLine(line, urgent: event.level >= .error)
@@ -55,19 +57,38 @@ public struct MasterLogHandler: LogHandler {
     }
 
     /// `2026-11-22T05:30:00.123Z`, from the real-time clock, without Foundation.
+    /// " INFO " and the like: the level between the timestamp and the message.
+    static let levelWords: [Logger.Level: String] = Dictionary(
+        uniqueKeysWithValues: Logger.Level.allCases.map { ($0, " \($0.rawValue.uppercased()) ") })
+
+    /// `2026-11-22T14:38:11.581Z`: UTC, milliseconds. Formatted into bytes, as it is written for
+    /// every line the master logs.
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var parts = tm()
         var seconds = now.tv_sec
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        let fields: [(value: Int, width: Int, after: UInt8)] = [
+            (Int(parts.tm_year) + 1900, 4, UInt8(ascii: "-")), (Int(parts.tm_mon) + 1, 2, UInt8(ascii: "-")),
+            (Int(parts.tm_mday), 2, UInt8(ascii: "T")), (Int(parts.tm_hour), 2, UInt8(ascii: ":")),
+            (Int(parts.tm_min), 2, UInt8(ascii: ":")), (Int(parts.tm_sec), 2, UInt8(ascii: ".")),
+            (now.tv_nsec / 1_000_000, 3, UInt8(ascii: "Z")),
+        ]
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var at = 0
+            for field in fields {
+                var value = field.value
+                for place in stride(from: field.width - 1, through: 0, by: -1) {
+                    buffer[at + place] = UInt8(ascii: "0") + UInt8(value % 10)
+                    value /= 10
+                }
+                at += field.width
+                buffer[at] = field.after
+                at += 1
+            }
+            return at
         }
-        let millis = Int32(now.tv_nsec / 1_000_000)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
     }
 }
 

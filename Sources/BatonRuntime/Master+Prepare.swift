@@ -37,7 +37,9 @@ extension Master {
         for listener in fresh.listeners {
             for address in listener.addresses {
                 if let kept = sockets.first(where: { $0.name == listener.name && $0.configured == address }) {
-                    if case .udp = address {} else { _ = listen(kept.fd, listener.backlog) }
+                    // listen() again only to apply a changed backlog (a UDP socket has none).
+                    let backlogChanged = configuration.listeners.first { $0.name == listener.name }?.backlog != listener.backlog
+                    if case .udp = address {} else if backlogChanged { _ = listen(kept.fd, listener.backlog) }
                     next.append(kept)
                     continue
                 }
@@ -56,9 +58,11 @@ extension Master {
         }
         for socket in freshlyBound { logger.info("listener=\(socket.name) address=\(socket.local) bound") }
         let keptFDs = Set(next.map(\.fd))
+        let unchanged = next.map(\.fd) == sockets.map(\.fd)
         retiredSockets += sockets.filter { !keptFDs.contains($0.fd) }
         sockets = next
-        systemd.listenersChanged(sockets)
+        // The fd store holds these very fds already: nothing to tell systemd.
+        if !unchanged { systemd.listenersChanged(sockets) }
         closeUnusedSockets()
     }
 

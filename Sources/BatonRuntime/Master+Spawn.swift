@@ -102,7 +102,7 @@ extension Master {
             output.add(fd: pair.read, pid: pid, prefix: prefix, sink: index == 0 ? .standardOutput : .standardError)
             do {
                 try reactor.register(pair.read) { [unowned self] _ in
-                    if !self.output.read(fd: pair.read) { self.reactor.unregister(pair.read) }
+                    if !self.output.read(fd: pair.read) { self.reactor.forgetClosed(pair.read) }
                 }
             } catch {
                 logger.warning("\(what) pid=\(pid): cannot watch its output: \(error)")
@@ -139,27 +139,49 @@ extension Master {
     /// The master's environment (unless `inherit_env = false`) without what describes the master,
     /// then the program's `env`: what every process baton starts for the program begins with.
     func baseEnvironment(_ program: ProgramSpec) -> OrderedEnvironment {
+        let key = BaseEnvironmentKey(program)
+        if let cached = baseEnvironmentCache, cached.key == key { return cached.variables }
         var variables = OrderedEnvironment()
         if program.inheritEnv {
-            for (key, value) in environment where !Self.scrubbedVariables.contains(key) && !key.hasPrefix("BATON_") {
-                if key == "JOURNAL_STREAM" && program.output == .forward { continue }
-                variables.set(key, value)
+            for (name, value) in environment where !Self.scrubbedVariables.contains(name) && !name.hasPrefix("BATON_") {
+                if name == "JOURNAL_STREAM" && program.output == .forward { continue }
+                variables.set(name, value)
             }
         }
-        for key in program.env.keys.sorted() { variables.set(key, program.env[key]!) }
+        for name in program.env.keys.sorted() { variables.set(name, program.env[name]!) }
+        baseEnvironmentCache = (key, variables)
         return variables
     }
 }
 
-/// Environment variables in first-set order; setting one again replaces its value in place.
+/// What `baseEnvironment` depends on besides the master's own (fixed) environment.
+struct BaseEnvironmentKey: Equatable {
+    let inheritEnv: Bool
+    let env: [String: String]
+    let output: OutputMode
+
+    init(_ program: ProgramSpec) {
+        inheritEnv = program.inheritEnv
+        env = program.env
+        output = program.output
+    }
+}
+
+/// Environment variables in first-set order; setting one again replaces its value in place. Kept
+/// as the `KEY=VALUE` strings execve takes, so a cached base environment plus a worker's own
+/// variables costs only those variables.
 struct OrderedEnvironment {
-    private var values: [String: String] = [:]
-    private var order: [String] = []
+    private var positions: [String: Int] = [:]
+    /// `KEY=VALUE` strings, for execve.
+    private(set) var entries: [String] = []
 
     mutating func set(_ key: String, _ value: String) {
-        if values.updateValue(value, forKey: key) == nil { order.append(key) }
+        let entry = key + "=" + value
+        if let position = positions[key] {
+            entries[position] = entry
+        } else {
+            positions[key] = entries.count
+            entries.append(entry)
+        }
     }
-
-    /// `KEY=VALUE` strings, for execve.
-    var entries: [String] { order.map { "\($0)=\(values[$0]!)" } }
 }

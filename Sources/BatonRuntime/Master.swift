@@ -49,6 +49,8 @@ public final class Master {
     var probes: [pid_t: RunningProbe] = [:]
     /// sd_notify, the watchdog, the fd store and the sockets systemd passed.
     let systemd: Systemd
+    /// The last `baseEnvironment` built: a reload of an unchanged program reuses it.
+    var baseEnvironmentCache: (key: BaseEnvironmentKey, variables: OrderedEnvironment)?
     /// einhorn's command socket (`compat = ["einhorn"]`), opened at the first such spawn.
     var einhorn: EinhornSocket?
 
@@ -122,6 +124,7 @@ public final class Master {
         dispatch(.start)
         let sinks = [OutputSink.standardOutput, OutputSink.standardError]
         for sink in sinks { sink.holdsLines = true }
+        timers.commit()
         reactor.run { [unowned self] in self.afterEachWakeUp() }
         for sink in sinks {
             sink.holdsLines = false
@@ -248,6 +251,7 @@ public final class Master {
     /// slow), their fd is watched for writability, so that they go out as soon as the reader
     /// catches up, not only at the loop's next event of another kind.
     func afterEachWakeUp() {
+        timers.commit()
         for sink in [OutputSink.standardOutput, OutputSink.standardError] {
             if sink.hasPending { sink.flush() }
             let watched = sinksWatchedForWriting.contains(sink.fd)

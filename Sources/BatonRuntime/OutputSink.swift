@@ -57,6 +57,22 @@ public final class OutputSink: Sendable {
     public func writeLine(_ line: String, urgent: Bool = false) {
         var bytes = Array(line.utf8)
         bytes.append(UInt8(ascii: "\n"))
+        queue(bytes, urgent: urgent)
+    }
+
+    /// Queues `prefix`, `body` and `suffix` as one line (a newline is added), as `writeLine`
+    /// does, without making a `String` of a forwarded line's bytes.
+    func writeLine(prefix: [UInt8], _ body: ArraySlice<UInt8>, suffix: [UInt8] = []) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(prefix.count + body.count + suffix.count + 1)
+        bytes += prefix
+        bytes += body
+        bytes += suffix
+        bytes.append(UInt8(ascii: "\n"))
+        queue(bytes, urgent: false)
+    }
+
+    private func queue(_ bytes: [UInt8], urgent: Bool) {
         state.withLock { state in
             if state.holding {
                 guard state.pending.count + bytes.count <= limit else {

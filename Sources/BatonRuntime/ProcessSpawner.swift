@@ -272,28 +272,13 @@ public enum ProcessSpawner {
                 stage: "request", errno: EINVAL,
                 message: "the environment must not hold LISTEN_PID: the child sets it itself")
         }
-        let strings = [request.executable] + request.arguments + request.environment
-            + [request.workingDirectory].compactMap { $0 }
-        if let bad = strings.first(where: { $0.utf8.contains(0) }) {
-            throw SpawnError(
-                stage: "request", errno: EINVAL, message: "a NUL byte in \"\(bad.replacing("\0", with: "\\0"))\"")
-        }
-
         var memory = CStrings()
         defer { memory.free() }
-        guard let path = memory.copy(request.executable),
-              let argv = memory.array(request.arguments, extraSlot: false),
-              let envp = memory.array(request.environment, extraSlot: request.setsListenPID)
-        else {
-            throw SpawnError(stage: "request", errno: ENOMEM, message: "cannot allocate the spawn request")
-        }
+        let path = try memory.copy(request.executable)
+        let argv = try memory.array(request.arguments, extraSlot: false)
+        let envp = try memory.array(request.environment, extraSlot: request.setsListenPID)
         var cwd: UnsafeMutablePointer<CChar>? = nil
-        if let directory = request.workingDirectory {
-            guard let copy = memory.copy(directory) else {
-                throw SpawnError(stage: "request", errno: ENOMEM, message: "cannot allocate the spawn request")
-            }
-            cwd = copy
-        }
+        if let directory = request.workingDirectory { cwd = try memory.copy(directory) }
         let groups = request.credentials?.groups ?? []
 
         var pid: pid_t = 0
@@ -356,28 +341,32 @@ public enum ProcessSpawner {
 }
 
 /// C strings allocated with malloc for one spawn, freed together after baton_spawn returns.
+/// C copies of a spawn request's strings, freed together. A string with a NUL byte is refused:
+/// the child would see it cut short.
 private struct CStrings {
     private var allocations: [UnsafeMutableRawPointer] = []
 
-    mutating func copy(_ string: String) -> UnsafeMutablePointer<CChar>? {
-        guard let copy = strdup(string) else { return nil }
+    mutating func copy(_ string: String) throws(SpawnError) -> UnsafeMutablePointer<CChar> {
+        guard let copy = strdup(string) else { throw Self.outOfMemory }
         allocations.append(UnsafeMutableRawPointer(copy))
+        // strdup stops at the first NUL: a shorter copy means the string holds one.
+        guard strlen(copy) == string.utf8.count else {
+            throw SpawnError(
+                stage: "request", errno: EINVAL, message: "a NUL byte in \"\(string.replacing("\0", with: "\\0"))\"")
+        }
         return copy
     }
 
     /// A NULL-terminated array of copies; `extraSlot` adds a zeroed, writable 32-byte string
     /// before the NULL for the child to fill with LISTEN_PID.
-    mutating func array(_ strings: [String], extraSlot: Bool) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
+    mutating func array(_ strings: [String], extraSlot: Bool) throws(SpawnError) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
         let count = strings.count + (extraSlot ? 1 : 0)
-        guard let raw = calloc(count + 1, MemoryLayout<UnsafeMutablePointer<CChar>?>.stride) else { return nil }
+        guard let raw = calloc(count + 1, MemoryLayout<UnsafeMutablePointer<CChar>?>.stride) else { throw Self.outOfMemory }
         allocations.append(raw)
         let array = raw.bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: count + 1)
-        for (index, string) in strings.enumerated() {
-            guard let copy = copy(string) else { return nil }
-            array[index] = copy
-        }
+        for (index, string) in strings.enumerated() { array[index] = try copy(string) }
         if extraSlot {
-            guard let slot = calloc(32, 1) else { return nil }
+            guard let slot = calloc(32, 1) else { throw Self.outOfMemory }
             allocations.append(slot)
             array[strings.count] = slot.bindMemory(to: CChar.self, capacity: 32)
         }
@@ -389,4 +378,6 @@ private struct CStrings {
         for allocation in allocations { Glibc.free(allocation) }
         allocations = []
     }
+
+    private static let outOfMemory = SpawnError(stage: "request", errno: ENOMEM, message: "cannot allocate the spawn request")
 }

@@ -46,6 +46,13 @@ final class Reactor {
         _ = baton_epoll_remove(epoll, fd)
     }
 
+    /// Forgets `fd`, already closed: closing the last fd of an open file removes it from the epoll
+    /// set, so no `epoll_ctl` is needed (it would fail with EBADF).
+    func forgetClosed(_ fd: CInt) {
+        handlers.removeValue(forKey: fd)
+        interest[fd] = nil
+    }
+
     /// Runs until `stop()`. `afterEach` runs once per wake-up, after every handler.
     func run(afterEach: () -> Void) {
         running = true

@@ -111,6 +111,8 @@ public final class SystemdNotifier: Sendable {
     /// Sends what the state machine asked for.
     @discardableResult
     public func perform(_ notification: SystemdNotification) -> Int32 {
+        // Not under systemd: skip building the lines nobody would read.
+        guard isEnabled else { return 0 }
         switch notification {
         case .ready(let status): return ready(status: status)
         case .reloading(let status): return reloading(status: status)

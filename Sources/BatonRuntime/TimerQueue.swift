@@ -2,11 +2,14 @@ import BatonCore
 import CBaton
 import Glibc
 
-/// The state machine's deadlines on one timerfd, armed for the earliest.
+/// The state machine's deadlines on one timerfd, armed for the earliest. Changes are applied by
+/// `commit()`, once per wake-up of the loop: a reload sets and cancels several deadlines, and the
+/// timerfd needs to know only the earliest that remains.
 final class TimerQueue {
     let fd: CInt
     private var deadlines: [TimerID: MonotonicInstant] = [:]
     private var armedAt: MonotonicInstant?
+    private var changed = false
 
     init() throws(SystemError) {
         fd = baton_timerfd_create()
@@ -17,12 +20,12 @@ final class TimerQueue {
 
     func set(_ id: TimerID, at deadline: MonotonicInstant) {
         deadlines[id] = deadline
-        rearm()
+        changed = true
     }
 
     func cancel(_ id: TimerID) {
         guard deadlines.removeValue(forKey: id) != nil else { return }
-        rearm()
+        changed = true
     }
 
     /// Removes and returns the timers due at `now`, earliest first.
@@ -31,13 +34,17 @@ final class TimerQueue {
         let due = deadlines.filter { $0.value <= now }.sorted { $0.value < $1.value }.map(\.key)
         for id in due { deadlines[id] = nil }
         armedAt = nil
-        rearm()
+        changed = true
         return due
     }
 
     var count: Int { deadlines.count }
 
-    private func rearm() {
+    /// Arms the timerfd for the earliest deadline, if the deadlines changed since the last call.
+    /// Call it before the loop sleeps.
+    func commit() {
+        guard changed else { return }
+        changed = false
         let earliest = deadlines.values.min()
         guard earliest != armedAt else { return }
         armedAt = earliest

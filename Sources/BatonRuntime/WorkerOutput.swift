@@ -11,24 +11,27 @@ final class WorkerOutput {
 
     private struct Stream {
         var pid: pid_t
-        var prefix: String
+        var prefix: [UInt8]
         var sink: OutputSink
         var partial: [UInt8] = []
     }
 
+    private static let cutMark = Array(" [line cut]".utf8)
+
     private var streams: [CInt: Stream] = [:]
-    private var tails: [pid_t: [String]] = [:]
+    /// Each worker's last lines as read (decoded only when a report quotes them).
+    private var tails: [pid_t: [[UInt8]]] = [:]
     private var buffer = [UInt8](repeating: 0, count: 65536)
 
     /// Starts forwarding `fd` (a pipe's non-blocking read end, from `baton_output_pipe`, now
     /// owned here) for worker `pid`.
     func add(fd: CInt, pid: pid_t, prefix: String, sink: OutputSink) {
-        streams[fd] = Stream(pid: pid, prefix: prefix, sink: sink)
+        streams[fd] = Stream(pid: pid, prefix: Array(prefix.utf8), sink: sink)
         if tails[pid] == nil { tails[pid] = [] }
     }
 
-    /// Reads what `fd` has now. Returns false at end of file (the fd is then closed and forgotten:
-    /// the caller unregisters it first).
+    /// Reads what `fd` has now. Returns false at end of file: the fd is then closed and forgotten
+    /// (the caller forgets its epoll registration).
     func read(fd: CInt) -> Bool {
         // One read per wake-up keeps a flooding worker from starving the rest of the loop.
         let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
@@ -64,12 +67,14 @@ final class WorkerOutput {
     /// Closes a stream, flushing its last partial line.
     func finish(fd: CInt) {
         guard let stream = streams.removeValue(forKey: fd) else { return }
-        if !stream.partial.isEmpty { emit(stream, String(decoding: stream.partial, as: UTF8.self)) }
+        if !stream.partial.isEmpty { emit(stream, stream.partial[...]) }
         close(fd)
     }
 
     /// The last lines of a worker's output, oldest first.
-    func tail(of pid: pid_t) -> [String] { tails[pid] ?? [] }
+    func tail(of pid: pid_t) -> [String] {
+        (tails[pid] ?? []).map { String(decoding: $0, as: UTF8.self) }
+    }
 
     /// Forgets the kept lines of workers that are gone for good.
     func forget(pids: [pid_t]) {
@@ -101,23 +106,22 @@ final class WorkerOutput {
     private func emitCut(_ stream: Stream, _ line: inout [UInt8], keepingRest: Bool) {
         var start = 0
         while line.count - start > Self.maximumLine {
-            let piece = line[start..<(start + Self.maximumLine)]
-            emit(stream, String(decoding: piece, as: UTF8.self) + " [line cut]")
+            emit(stream, line[start..<(start + Self.maximumLine)], cut: true)
             start += Self.maximumLine
         }
         if keepingRest {
             line.removeFirst(start)
         } else {
-            emit(stream, String(decoding: line[start...], as: UTF8.self))
+            emit(stream, line[start...])
             line.removeAll(keepingCapacity: true)
         }
     }
 
-    private func emit(_ stream: Stream, _ line: String) {
-        stream.sink.writeLine(stream.prefix + line)
-        var tail = tails[stream.pid] ?? []
+    private func emit(_ stream: Stream, _ line: ArraySlice<UInt8>, cut: Bool = false) {
+        stream.sink.writeLine(prefix: stream.prefix, line, suffix: cut ? Self.cutMark : [])
+        var tail = tails.removeValue(forKey: stream.pid) ?? []
         if tail.count >= Self.tailLines { tail.removeFirst(tail.count - Self.tailLines + 1) }
-        tail.append(line)
+        tail.append(cut ? Array(line) + Self.cutMark : Array(line))
         tails[stream.pid] = tail
     }
 }

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -62,12 +61,24 @@ const char *baton_spawn_stage_name(int stage) {
 // through the raw system calls, because glibc's setuid/setgid/setgroups would ask every thread of
 // the parent to change too (they think they run in it).
 
+// Where a failing child reports to the parent: memory they share (CLONE_VM; the parent reads it
+// once clone returns, as glibc's posix_spawn does), or a pipe when the child is forked.
+typedef struct {
+    volatile baton_spawn_failure *shared;
+    int fd;
+} child_report;
+
 // Reports a failed stage to the parent and exits. errno is read first: nothing may clobber it.
-static void child_fail(int error_fd, int stage) {
+static void child_fail(const child_report *report, int stage) {
     baton_spawn_failure failure = {.stage = stage, .error = errno};
+    if (report->fd < 0) {
+        report->shared->error = failure.error;
+        report->shared->stage = failure.stage;
+        _exit(127);
+    }
     ssize_t written;
     do {
-        written = write(error_fd, &failure, sizeof failure);
+        written = write(report->fd, &failure, sizeof failure);
     } while (written < 0 && errno == EINTR);
     _exit(127);
 }
@@ -88,20 +99,23 @@ static void child_format_listen_pid(char *buffer, pid_t pid) {
     buffer[at] = '\0';
 }
 
-// Marks every fd >= first close-on-exec. `limit` is the RLIMIT_NOFILE soft limit, read before
-// fork, for kernels without close_range(2).
-static int child_cloexec_from(int first, int limit) {
+// Marks every fd >= first close-on-exec. Kernels without close_range(2) get a loop up to the
+// RLIMIT_NOFILE soft limit.
+static int child_cloexec_from(int first) {
     if (syscall(SYS_close_range, (unsigned int)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
     if (errno != ENOSYS && errno != EINVAL) return -1;
-    for (int fd = first; fd < limit; fd++) {
+    struct rlimit limit;
+    int last = 1 << 20;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (rlim_t)last)
+        last = (int)limit.rlim_cur;
+    for (int fd = first; fd < last; fd++) {
         // EBADF for fds that are not open is expected and harmless.
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     return 0;
 }
 
-static void child_run(const baton_spawn_request *request, pid_t parent_pid, int error_fd,
-                      int *moved, int fd_limit) {
+static void child_run(const baton_spawn_request *request, pid_t parent_pid, child_report *report, int *moved) {
     // Handlers of the master make no sense in the worker, and ignored signals would be inherited
     // across exec. Signals are all blocked here (the parent blocked them around fork), so no
     // handler can run before this loop finishes. The raw system call, because glibc's sigaction
@@ -113,66 +127,68 @@ static void child_run(const baton_spawn_request *request, pid_t parent_pid, int 
         (void)syscall(SYS_rt_sigaction, sig, default_action, NULL, (size_t)((NSIG - 1) / 8));
     }
 
-    if (setsid() < 0) child_fail(error_fd, BATON_SPAWN_STAGE_SETSID);
+    if (setsid() < 0) child_fail(report, BATON_SPAWN_STAGE_SETSID);
 
     if (request->change_credentials) {
         if (syscall(SYS_setgroups, (size_t)request->ngroups, request->groups) < 0)
-            child_fail(error_fd, BATON_SPAWN_STAGE_SETGROUPS);
-        if (syscall(SYS_setgid, request->gid) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_SETGID);
-        if (syscall(SYS_setuid, request->uid) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_SETUID);
+            child_fail(report, BATON_SPAWN_STAGE_SETGROUPS);
+        if (syscall(SYS_setgid, request->gid) < 0) child_fail(report, BATON_SPAWN_STAGE_SETGID);
+        if (syscall(SYS_setuid, request->uid) < 0) child_fail(report, BATON_SPAWN_STAGE_SETUID);
     }
 
     // After the credential change, which clears the parent-death signal.
     if (request->death_signal != 0) {
         if (prctl(PR_SET_PDEATHSIG, (unsigned long)request->death_signal, 0, 0, 0) < 0)
-            child_fail(error_fd, BATON_SPAWN_STAGE_PDEATHSIG);
+            child_fail(report, BATON_SPAWN_STAGE_PDEATHSIG);
         // The parent may have died before prctl took effect: then nobody would signal us.
         if (getppid() != parent_pid) {
             errno = ESRCH;
-            child_fail(error_fd, BATON_SPAWN_STAGE_PDEATHSIG);
+            child_fail(report, BATON_SPAWN_STAGE_PDEATHSIG);
         }
     }
 
-    if (request->cwd != NULL && chdir(request->cwd) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_CHDIR);
+    if (request->cwd != NULL && chdir(request->cwd) < 0) child_fail(report, BATON_SPAWN_STAGE_CHDIR);
 
-    // Move the error pipe and every source above the highest target first, so that placing one
+    // Move the report pipe (if any) and every source above the highest target first, so that placing one
     // fd can never overwrite a source still to be placed, and so that no dup2(fd, fd) happens
     // (it would leave FD_CLOEXEC set). The copies are close-on-exec.
     const int nfds = request->nfds;
     const int first_free = 3 + nfds;
-    int moved_error_fd = fcntl(error_fd, F_DUPFD_CLOEXEC, first_free);
-    if (moved_error_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
-    error_fd = moved_error_fd;
+    if (report->fd >= 0) {
+        int moved_report_fd = fcntl(report->fd, F_DUPFD_CLOEXEC, first_free);
+        if (moved_report_fd < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
+        report->fd = moved_report_fd;
+    }
     for (int i = 0; i < nfds; i++) {
         moved[i] = fcntl(request->fds[i], F_DUPFD_CLOEXEC, first_free);
-        if (moved[i] < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+        if (moved[i] < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
     }
     int stdout_fd = -1, stderr_fd = -1;
     if (request->stdout_fd >= 0) {
         stdout_fd = fcntl(request->stdout_fd, F_DUPFD_CLOEXEC, first_free);
-        if (stdout_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+        if (stdout_fd < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
     }
     if (request->stderr_fd >= 0) {
         stderr_fd = fcntl(request->stderr_fd, F_DUPFD_CLOEXEC, first_free);
-        if (stderr_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+        if (stderr_fd < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
     }
 
     // stdin: without O_CLOEXEC, since it may land on 0 directly.
     int null_fd = open("/dev/null", O_RDONLY);
-    if (null_fd < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    if (null_fd < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
     if (null_fd != 0) {
-        if (dup2(null_fd, 0) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+        if (dup2(null_fd, 0) < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
         close(null_fd);
     }
-    if (stdout_fd >= 0 && dup2(stdout_fd, 1) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
-    if (stderr_fd >= 0 && dup2(stderr_fd, 2) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    if (stdout_fd >= 0 && dup2(stdout_fd, 1) < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
+    if (stderr_fd >= 0 && dup2(stderr_fd, 2) < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
     for (int i = 0; i < nfds; i++) {
         // moved[i] >= first_free > 3 + i, so dup2 always clears FD_CLOEXEC on the target.
-        if (dup2(moved[i], 3 + i) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+        if (dup2(moved[i], 3 + i) < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
     }
-    // Everything at first_free and above (the moved copies and the error pipe included) goes
-    // away at exec; the error pipe stays usable until then.
-    if (child_cloexec_from(first_free, fd_limit) < 0) child_fail(error_fd, BATON_SPAWN_STAGE_FDS);
+    // Everything at first_free and above (the moved copies and the report pipe included) goes
+    // away at exec; the report pipe stays usable until then.
+    if (child_cloexec_from(first_free) < 0) child_fail(report, BATON_SPAWN_STAGE_FDS);
 
     if (request->listen_pid_index >= 0)
         child_format_listen_pid(request->envp[request->listen_pid_index], getpid());
@@ -182,39 +198,34 @@ static void child_run(const baton_spawn_request *request, pid_t parent_pid, int 
     (void)sigprocmask(SIG_SETMASK, &empty, NULL);
 
     execve(request->path, request->argv, request->envp);
-    child_fail(error_fd, BATON_SPAWN_STAGE_EXEC);
+    child_fail(report, BATON_SPAWN_STAGE_EXEC);
 }
 
 // What clone() hands to the child: everything child_run needs, prepared by the parent.
 typedef struct {
     const baton_spawn_request *request;
     pid_t parent_pid;
-    int error_read_fd;
-    int error_fd;
+    int report_read_fd;
+    child_report report;
     int *moved;
-    int fd_limit;
 } child_arguments;
 
 static int child_entry(void *argument) {
-    const child_arguments *a = argument;
-    close(a->error_read_fd);
-    child_run(a->request, a->parent_pid, a->error_fd, a->moved, a->fd_limit);
+    child_arguments *a = argument;
+    if (a->report_read_fd >= 0) close(a->report_read_fd);
+    child_run(a->request, a->parent_pid, &a->report, a->moved);
     _exit(127); // not reached
 }
 
 // ---------------------------------------------------------------------------------------------
 // Parent side.
 
-// The child's stack: child_run needs little (no recursion, a few small arrays).
+// The child's stack: child_run needs little (no recursion, a few small arrays). One static stack,
+// used under fork_lock, saves an mmap and a munmap (and their page faults) per spawn.
+#ifndef BATON_SPAWN_BY_FORK
 #define CHILD_STACK_SIZE (64 * 1024)
-
-static int fd_limit_for_fallback(void) {
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) < 0 || limit.rlim_cur == RLIM_INFINITY ||
-        limit.rlim_cur > (1 << 20))
-        return 1 << 20;
-    return (int)limit.rlim_cur;
-}
+static char child_stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
+#endif
 
 static int fail(baton_spawn_failure *failure, int stage, int error) {
     failure->stage = stage;
@@ -222,6 +233,33 @@ static int fail(baton_spawn_failure *failure, int stage, int error) {
     errno = error;
     return -1;
 }
+
+#ifdef BATON_SPAWN_BY_FORK
+// A forked child shares no memory: it reports through a pipe, whose end of file means exec.
+static int read_fork_report(int fd, pid_t child, baton_spawn_failure *record) {
+    size_t have = 0;
+    int read_error = 0;
+    while (have < sizeof *record) {
+        ssize_t n = read(fd, (char *)record + have, sizeof *record - have);
+        if (n > 0) {
+            have += (size_t)n;
+        } else if (n == 0) {
+            break;
+        } else if (errno != EINTR) {
+            read_error = errno;
+            break;
+        }
+    }
+    if (have == 0 && read_error == 0) return 0;
+    if (have < sizeof *record) {
+        // Cannot tell what the child is doing: do not leave it running half set up.
+        kill(child, SIGKILL);
+        record->stage = BATON_SPAWN_STAGE_PIPE;
+        record->error = read_error != 0 ? read_error : EIO;
+    }
+    return -1;
+}
+#endif
 
 int baton_spawn(const baton_spawn_request *request, pid_t *pid, baton_spawn_failure *failure) {
     failure->stage = BATON_SPAWN_STAGE_NONE;
@@ -233,75 +271,51 @@ int baton_spawn(const baton_spawn_request *request, pid_t *pid, baton_spawn_fail
     // Everything the child needs is allocated here, before clone.
     int *moved = malloc(sizeof(int) * (size_t)(request->nfds > 0 ? request->nfds : 1));
     if (moved == NULL) return fail(failure, BATON_SPAWN_STAGE_FORK, ENOMEM);
-    const int fd_limit = fd_limit_for_fallback();
-    void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
-        int error = errno;
-        free(moved);
-        return fail(failure, BATON_SPAWN_STAGE_FORK, error);
-    }
 
-    int error_pipe[2];
-    if (pipe2(error_pipe, O_CLOEXEC) < 0) {
+    volatile baton_spawn_failure shared = {.stage = BATON_SPAWN_STAGE_NONE, .error = 0};
+    child_arguments arguments = {.request = request, .report_read_fd = -1,
+                                 .report = {.shared = &shared, .fd = -1}, .moved = moved};
+#ifdef BATON_SPAWN_BY_FORK
+    int report_pipe[2];
+    if (pipe2(report_pipe, O_CLOEXEC) < 0) {
         int error = errno;
-        munmap(stack, CHILD_STACK_SIZE);
         free(moved);
         return fail(failure, BATON_SPAWN_STAGE_PIPE, error);
     }
+    arguments.report_read_fd = report_pipe[0];
+    arguments.report.fd = report_pipe[1];
+#endif
 
     sigset_t all, previous;
     sigfillset(&all);
     pthread_mutex_lock(&fork_lock);
     // No handler of the master may run in the child before its dispositions are reset.
     pthread_sigmask(SIG_SETMASK, &all, &previous);
-    child_arguments arguments = {.request = request, .parent_pid = getpid(), .error_read_fd = error_pipe[0],
-                                 .error_fd = error_pipe[1], .moved = moved, .fd_limit = fd_limit};
+    arguments.parent_pid = getpid();
 #ifdef BATON_SPAWN_BY_FORK
     const pid_t child = fork();
     if (child == 0) child_entry(&arguments);
 #else
     // Returns once the child has exec'd or exited (CLONE_VFORK). The stack grows down.
-    const pid_t child = clone(child_entry, (char *)stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
+    const pid_t child = clone(child_entry, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
                               &arguments);
 #endif
     const int fork_error = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     pthread_mutex_unlock(&fork_lock);
-    munmap(stack, CHILD_STACK_SIZE);
     free(moved);
-    close(error_pipe[1]);
 
-    if (child < 0) {
-        close(error_pipe[0]);
-        return fail(failure, BATON_SPAWN_STAGE_FORK, fork_error);
-    }
-
-    // EOF: the pipe's write end was closed by a successful exec. A record: the child failed.
-    baton_spawn_failure record;
-    size_t have = 0;
-    int read_error = 0;
-    while (have < sizeof record) {
-        ssize_t n = read(error_pipe[0], (char *)&record + have, sizeof record - have);
-        if (n > 0) {
-            have += (size_t)n;
-        } else if (n == 0) {
-            break;
-        } else if (errno != EINTR) {
-            read_error = errno;
-            break;
-        }
-    }
-    close(error_pipe[0]);
-
-    if (have == 0 && read_error == 0) {
+    baton_spawn_failure record = {.stage = shared.stage, .error = shared.error};
+    int failed = record.stage != BATON_SPAWN_STAGE_NONE;
+#ifdef BATON_SPAWN_BY_FORK
+    close(report_pipe[1]);
+    if (child >= 0) failed = read_fork_report(report_pipe[0], child, &record) < 0;
+    close(report_pipe[0]);
+#endif
+    if (child < 0) return fail(failure, BATON_SPAWN_STAGE_FORK, fork_error);
+    if (!failed) {
         *pid = child;
         return 0;
-    }
-    if (have < sizeof record) {
-        // Cannot tell what the child is doing: do not leave it running half set up.
-        kill(child, SIGKILL);
-        record.stage = BATON_SPAWN_STAGE_PIPE;
-        record.error = read_error != 0 ? read_error : EIO;
     }
     int status;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {

@@ -42,4 +42,34 @@ import Testing
         #expect(second.hasSuffix(" WARNING plain"))
         #expect(second.hasPrefix("20") && second.contains("T") && second.contains("Z "))
     }
+
+    @Test func timestampIsUTCWithMillisecondsAndMatchesTheClock() throws {
+        var before = timespec()
+        clock_gettime(CLOCK_REALTIME, &before)
+        let stamp = MasterLogHandler.timestamp()
+        // 2026-11-22T14:38:11.581Z
+        let bytes = Array(stamp.utf8)
+        #expect(bytes.count == 24)
+        for (index, separator) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] {
+            #expect(bytes[index] == UInt8(ascii: Unicode.Scalar(separator)!), "\(stamp) at \(index)")
+        }
+        var parts = tm()
+        var seconds = before.tv_sec
+        gmtime_r(&seconds, &parts)
+        let year = try #require(Int(stamp.prefix(4)))
+        let month = try #require(Int(stamp.dropFirst(5).prefix(2)))
+        let day = try #require(Int(stamp.dropFirst(8).prefix(2)))
+        // The same minute, unless the clock turned between the two readings.
+        #expect(year == Int(parts.tm_year) + 1900 || parts.tm_mon == 11)
+        #expect(month == Int(parts.tm_mon) + 1 || parts.tm_mday >= 28)
+        #expect(day == Int(parts.tm_mday) || parts.tm_hour == 23)
+        let millis = try #require(Int(stamp.dropFirst(20).prefix(3)))
+        #expect((0..<1000).contains(millis))
+    }
+
+    @Test func everyLevelHasItsWord() {
+        #expect(MasterLogHandler.levelWords[.info] == " INFO ")
+        #expect(MasterLogHandler.levelWords[.critical] == " CRITICAL ")
+        #expect(MasterLogHandler.levelWords.count == Logger.Level.allCases.count)
+    }
 }
