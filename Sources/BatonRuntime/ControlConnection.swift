@@ -28,6 +28,8 @@ final class ControlConnection {
     var scanned = 0
     /// Encoded lines waiting for the socket to take them.
     var output: [UInt8] = []
+    /// Queued for `ControlServer.flushHeld()` (lines held until the end of the wake-up).
+    var awaitsFlush = false
     /// The id of the request being served; `nil` while the connection waits for a request.
     var inFlight: UInt64?
     /// The client shut its sending side (or closed): no more requests will come.

@@ -34,6 +34,12 @@ final class ControlServer {
     /// Called after a connection went away (not when the server itself closes), e.g. to forget a
     /// client that waited for a reload.
     var onDisconnect: ((ControlClientID) -> Void)?
+    /// While true, lines are written by `flushHeld()` only: the master calls it once after each
+    /// wake-up, so the events of one wake-up (a reload's "ready", "serving", "draining" and its
+    /// reply often come together) cost one `send`, not one each.
+    var holdsOutput = false
+    /// Connections with held lines, in the order they were queued.
+    private var awaitingFlush: [ControlConnection] = []
 
     private let reactor: Reactor
     private let masterUID: uid_t
@@ -349,7 +355,25 @@ final class ControlServer {
             return
         }
         connection.output += line
+        if holdsOutput {
+            if !connection.awaitsFlush {
+                connection.awaitsFlush = true
+                awaitingFlush.append(connection)
+            }
+            return
+        }
         flush(connection)
+    }
+
+    /// Writes the lines held since the last call (see `holdsOutput`).
+    func flushHeld() {
+        guard !awaitingFlush.isEmpty else { return }
+        let pending = awaitingFlush
+        awaitingFlush = []
+        for connection in pending {
+            connection.awaitsFlush = false
+            if !connection.isClosed { flush(connection) }
+        }
     }
 
     private func flush(_ connection: ControlConnection) {

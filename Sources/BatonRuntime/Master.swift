@@ -106,6 +106,7 @@ public final class Master {
                 self.handleControl(client, request)
             }
             control?.onDisconnect = { [unowned self] client in self.reloadWatchers.remove(client) }
+            control?.holdsOutput = true
             logger.info("control socket \(path)")
         } catch {
             logger.error("\(error)")
@@ -252,6 +253,7 @@ public final class Master {
     /// catches up, not only at the loop's next event of another kind.
     func afterEachWakeUp() {
         timers.commit()
+        control?.flushHeld()
         for sink in [OutputSink.standardOutput, OutputSink.standardError] {
             if sink.hasPending { sink.flush() }
             let watched = sinksWatchedForWriting.contains(sink.fd)
