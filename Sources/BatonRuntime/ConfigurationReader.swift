@@ -74,16 +74,13 @@ public enum ConfigurationReader {
 
     private static func runHelper(input: [UInt8], name: String) throws(ConfigurationFailure) -> (status: Status, output: [UInt8]) {
         let helper = helperPath()
-        let memory = baton_memfd_cloexec("baton-config-input")
-        guard memory >= 0 else { throw ConfigurationFailure("\(name): cannot pass it to \(helperName): memfd_create: \(String(cString: strerror(errno)))") }
-        defer { close(memory) }
-        var written = 0
-        while written < input.count {
-            let count = input[written...].withUnsafeBytes { write(memory, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw ConfigurationFailure("\(name): cannot pass it to \(helperName): \(String(cString: strerror(errno)))") }
-            written += count
+        let memory: CInt
+        do {
+            memory = try MemoryFile.holding(input, name: "baton-config-input")
+        } catch {
+            throw ConfigurationFailure("\(name): cannot pass it to \(helperName): \(error)")
         }
+        defer { close(memory) }
         var ends: [Int32] = [-1, -1]
         guard baton_pipe_cloexec(&ends) == 0 else { throw ConfigurationFailure("\(name): cannot start \(helperName): pipe: \(String(cString: strerror(errno)))") }
         let pid: pid_t

@@ -39,14 +39,11 @@ public struct MasterLaunch: Sendable, Codable {
         } catch {
             return "cannot encode the configuration for \(Executables.master): \(error)"
         }
-        let memory = baton_memfd_cloexec("baton-master-launch")
-        guard memory >= 0 else { return "memfd_create: \(String(cString: strerror(errno)))" }
-        var written = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { write(memory, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return "cannot write the launch: \(String(cString: strerror(errno)))" }
-            written += count
+        let memory: CInt
+        do {
+            memory = try MemoryFile.holding(bytes, name: "baton-master-launch")
+        } catch {
+            return "cannot pass the launch: \(error)"
         }
         // The master reads it through /proc/self/fd (a new open file, from the start); the fd
         // itself must survive the exec.
