@@ -8,6 +8,8 @@ final class NotifySocket {
     let fd: CInt
     /// `@baton-<pid>-<random>`, as workers see it in `NOTIFY_SOCKET`.
     let address: String
+    /// One byte more than a message may have, to tell an oversized datagram (kept across reads).
+    private var buffer = [UInt8](repeating: 0, count: NotifyMessage.maximumSize + 1)
 
     /// One datagram: who sent it (kernel-attested pid, via SO_PASSCRED) and what it said.
     struct Datagram {
@@ -42,7 +44,6 @@ final class NotifySocket {
     /// Reads every queued datagram. A datagram over 4096 bytes is reported as an error; any fd it
     /// carries is closed at once (so a sender's `BARRIER=1` completes).
     func receiveAll(_ deliver: (Datagram) -> Void) {
-        var buffer = [UInt8](repeating: 0, count: NotifyMessage.maximumSize + 1)
         while true {
             var pid: pid_t = -1
             var uid: uid_t = 0
