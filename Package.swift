@@ -45,13 +45,15 @@ let package = Package(
             name: "BatonRuntime",
             dependencies: ["BatonCore", "CBaton", "CSystemd", .product(name: "Logging", package: "swift-log")]
         ),
+        // What the command line shows people: tables, colour and live progress on a terminal.
+        .target(name: "BatonCLI", dependencies: ["BatonCore", "BatonRuntime"]),
         // The command line: `baton run` and the control client. `baton run` resolves the
         // configuration and execs `baton-master`. Neither links the TOML parser (and Foundation
         // with it): configuration files are read by `baton-config`, in a child process.
         .executableTarget(
             name: "baton",
             dependencies: [
-                "BatonCore", "BatonRuntime",
+                "BatonCore", "BatonRuntime", "BatonCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -100,6 +102,7 @@ let package = Package(
         .target(name: "BatonTestSupport", dependencies: ["CBaton"], path: "Tests/BatonTestSupport"),
         .testTarget(name: "BatonCoreTests", dependencies: ["BatonCore"]),
         .testTarget(name: "BatonConfigTests", dependencies: ["BatonConfig", "BatonCore"]),
+        .testTarget(name: "BatonCLITests", dependencies: ["BatonCLI", "BatonRuntime", "BatonCore"]),
         .testTarget(name: "BatonRuntimeTests", dependencies: ["BatonRuntime", "BatonCore", "CBaton", "BatonTestSupport"]),
         .testTarget(
             name: "BatonIntegrationTests",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonCLI
 import BatonCore
 import BatonRuntime
 import Glibc
@@ -69,6 +70,8 @@ final class ControlClient {
     private let fd: CInt
     private var buffer: [UInt8] = []
     private let deadline: ContinuousClock.Instant?
+    /// While a call waits: how often to run its tick action.
+    private var tick: (interval: Duration, action: () -> Void)?
 
     /// Connects to `path`. `deadline` bounds the connect and every later read and write; `nil`
     /// waits as long as it takes.
@@ -111,7 +114,26 @@ final class ControlClient {
     deinit { close(fd) }
 
     /// Sends `command` and returns the master's reply, passing each event on the way to `onEvent`.
-    func call(_ command: ControlCommand, onEvent: (ControlEvent) -> Void = { _ in }) throws(ControlClientFailure)
+    /// With `tick`, `onTick` runs whenever that long passes with nothing from the master (a
+    /// progress line's clock).
+    func call(
+        _ command: ControlCommand, tick: Duration? = nil, onTick: () -> Void = {},
+        onEvent: (ControlEvent) -> Void = { _ in }
+    ) throws(ControlClientFailure) -> ControlReply {
+        // The action is kept only for the length of this call.
+        let result = withoutActuallyEscaping(onTick) { action -> Result<ControlReply, ControlClientFailure> in
+            self.tick = tick.map { (interval: $0, action: action) }
+            defer { self.tick = nil }
+            do throws(ControlClientFailure) {
+                return .success(try exchange(command, onEvent: onEvent))
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    private func exchange(_ command: ControlCommand, onEvent: (ControlEvent) -> Void) throws(ControlClientFailure)
         -> ControlReply
     {
         let id = UInt64(getpid())
@@ -183,9 +205,14 @@ final class ControlClient {
                 guard left > .zero else { throw timedOut() }
                 timeout = CInt(clamping: (left.milliseconds) + 1)
             }
+            if let tick {
+                let interval = CInt(clamping: tick.interval.milliseconds)
+                timeout = timeout < 0 ? interval : min(timeout, interval)
+            }
             var entry = pollfd(fd: fd, events: events, revents: 0)
             let ready = poll(&entry, 1, timeout)
             if ready > 0 { return }
+            if ready == 0, let tick { tick.action() }
             if ready < 0 && errno != EINTR {
                 throw ControlClientFailure(ExitStatus.failed, "poll: \(String(cString: strerror(errno)))")
             }
@@ -229,22 +256,28 @@ enum ControlCommandRunner {
     /// Connects, sends, and returns the reply; failures are printed and become the exit status.
     static func call(
         _ command: ControlCommand, options: ControlOptions, timeout: Duration?,
-        onEvent: (ControlEvent) -> Void = { _ in }
+        tick: Duration? = nil, onTick: () -> Void = {}, onEvent: (ControlEvent) -> Void = { _ in }
     ) throws -> ControlReply {
         do {
             let path = try options.socketPath()
             let deadline = timeout.map { ContinuousClock.now + $0 }
             let client = try ControlClient(path: path, deadline: deadline)
-            return try client.call(command, onEvent: onEvent)
+            return try client.call(command, tick: tick, onTick: onTick, onEvent: onEvent)
         } catch {
-            FileOutput.standardError("baton: \(error.description)")
+            printError("baton: \(error.description)")
             throw ExitCode(error.exitStatus)
         }
     }
 
+    /// Writes an error to stderr, in red on a terminal.
+    static func printError(_ text: String) {
+        FileOutput.standardError(TerminalStyle.of(fd: 2, environment: CLIEnvironment.current).paint(text, .red))
+    }
+
     /// Prints a failed reply (and the failing worker's last lines) and exits 1.
     static func fail(_ what: String, _ reply: ControlReply) -> ExitCode {
-        var lines = ["baton: \(what) failed: \(reply.error ?? "no reason given")"]
+        let style = TerminalStyle.of(fd: 2, environment: CLIEnvironment.current)
+        var lines = [style.paint("baton: \(what) failed: \(reply.error ?? "no reason given")", .red)]
         if let output = reply.output, !output.isEmpty {
             lines.append("last output of the failing worker:")
             lines += output.map { "  | \($0)" }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BatonCLI
 import BatonCore
 import BatonRuntime
 
@@ -24,14 +25,24 @@ struct Reload: ParsableCommand {
 
     func run() throws {
         let limit = try ControlCommandRunner.duration(timeout, flag: "--timeout")
-        let reply = try ControlCommandRunner.call(
-            .reload(wait: wait), options: control, timeout: limit ?? (wait ? nil : ControlCommandRunner.replyTimeout)
-        ) { event in
-            FileOutput.standardOutput(Self.describe(event))
+        var progress = ReloadProgress(style: TerminalStyle.of(fd: 1, environment: CLIEnvironment.current))
+        let reply: ControlReply
+        do {
+            reply = try ControlCommandRunner.call(
+                .reload(wait: wait), options: control, timeout: limit ?? (wait ? nil : ControlCommandRunner.replyTimeout),
+                tick: progress.style.live ? .milliseconds(100) : nil,
+                onTick: { FileOutput.standardOutputAsIs(progress.redraw()) }
+            ) { event in
+                FileOutput.standardOutputAsIs(progress.record(event))
+            }
+        } catch {
+            FileOutput.standardOutputAsIs(progress.finish())
+            throw error
         }
+        FileOutput.standardOutputAsIs(progress.finish())
         guard reply.ok else { throw ControlCommandRunner.fail("reload", reply) }
         if wait {
-            var text = "reload ok"
+            var text = progress.style.paint("reload ok", .green)
             if let generation = reply.generation { text += ": gen=\(generation) serving" }
             if let milliseconds = reply.durationMilliseconds {
                 text += " in \(DurationText.format(.milliseconds(milliseconds)))"
@@ -40,18 +51,5 @@ struct Reload: ParsableCommand {
         } else {
             FileOutput.standardOutput(reply.message ?? "reload started")
         }
-    }
-
-    /// One progress line: `gen=4 worker=0 pid=4121 ready`, `gen=4 worker=1 exited: status 1`.
-    static func describe(_ event: ControlEvent) -> String {
-        var parts: [String] = []
-        if let generation = event.generation { parts.append("gen=\(generation)") }
-        if let worker = event.worker { parts.append("worker=\(worker)") }
-        if let pid = event.pid { parts.append("pid=\(pid)") }
-        if event.kind != .message { parts.append(event.kind.rawValue) }
-        let line = parts.joined(separator: " ")
-        guard let message = event.message, !message.isEmpty else { return line.isEmpty ? event.kind.rawValue : line }
-        if line.isEmpty { return message }
-        return event.kind == .message ? "\(line) \(message)" : "\(line): \(message)"
     }
 }
