@@ -49,6 +49,43 @@ extension IntegrationTests {
             #expect(report.failed == 0, "failures: \(report.failures)")
         }
 
+        @Test func commandAndEnvironmentChangesTakeEffectInTheNewGeneration() throws {
+            let base = try Self.config(workers: 1, listeners: [("http", "tcp://127.0.0.1:0")])
+            let first = base.replacingOccurrences(of: "workers = 1", with: "workers = 1\nenv = { GREETING = \"one\" }")
+            let (baton, path, directory) = try Self.start(first)
+            defer { baton.cleanup(); directory.cleanup() }
+            let old = try #require(baton.workerPIDs(generation: 1).first)
+            #expect(try Self.environment(of: old)["GREETING"] == "one")
+
+            // A new argument and a new value: the next generation runs them; gen 1 drains.
+            try base.replacingOccurrences(of: "\"--ready-delay\", \"20\"", with: "\"--ready-delay\", \"20\", \"--idle-grace\", \"500\"")
+                .replacingOccurrences(of: "workers = 1", with: "workers = 1\nenv = { GREETING = \"two\", EXTRA = \"x\" }")
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            let result = try baton.client(["reload", "--wait"])
+            #expect(result.status == .exited(0), "\(result.output)")
+            let new = try #require(baton.workerPIDs(generation: 2).first)
+            let environment = try Self.environment(of: new)
+            #expect(environment["GREETING"] == "two")
+            #expect(environment["EXTRA"] == "x")
+            #expect(try Self.arguments(of: new).suffix(2) == ["--idle-grace", "500"])
+            #expect(try baton.get().generation == "2")
+            try baton.process.waitForLine(containing: "gen=1 exited")
+        }
+
+        static func environment(of pid: pid_t) throws -> [String: String] {
+            let raw = try String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)
+            var variables: [String: String] = [:]
+            for entry in raw.split(separator: "\0") {
+                guard let equals = entry.firstIndex(of: "=") else { continue }
+                variables[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+            }
+            return variables
+        }
+
+        static func arguments(of pid: pid_t) throws -> [String] {
+            try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).split(separator: "\0").map(String.init)
+        }
+
         @Test func listenersAddedAndRemovedAndWorkerCountChanged() throws {
             let (baton, path, directory) = try Self.start(try Self.config(workers: 1, listeners: [("http", "tcp://127.0.0.1:0")]))
             defer { baton.cleanup(); directory.cleanup() }
