@@ -104,6 +104,19 @@ extension IntegrationTests {
             #expect(try intruder.waitForExit() == .exited(3))
             let said = try intruder.waitForLine(timeout: .seconds(5), containing: "baton:")
             #expect(said.contains("no master reachable: \(baton.controlPath): Permission denied"), "\(said)")
+
+            // With the modes opened, nobody can connect: the master's SO_PEERCRED check refuses
+            // it with an error reply, logs it, and keeps serving its own user.
+            let testDirectory = (directory as NSString).deletingLastPathComponent
+            try #require(chmod(testDirectory, 0o755) == 0 && chmod(directory, 0o755) == 0 && chmod(baton.controlPath, 0o666) == 0)
+            let mark = baton.process.mark()
+            let refused = try SupervisedProcess(executable: words[0], arguments: Array(words.dropFirst()))
+            defer { refused.cleanup(reportedGroups: false) }
+            #expect(try refused.waitForExit() == .exited(1))
+            let answer = try refused.waitForLine(timeout: .seconds(5), containing: "baton:")
+            #expect(answer.contains("permission denied: uid 65534"), "\(answer)")
+            try baton.process.waitForLine(after: mark, containing: "control: refused a connection from uid 65534")
+            #expect(try baton.client(["status"]).status == .exited(0))
         }
 
         /// A worker started while the master is busy (a control client connected and idle, the
