@@ -151,6 +151,46 @@ extension IntegrationTests {
             }
         }
 
+        @Test func malformedAndOversizedRequestsGetErrorRepliesAndTheMasterKeepsWorking() throws {
+            let baton = try BatonFixture(workers: 1)
+            defer { baton.cleanup() }
+            // Not JSON, then JSON that is no request, then a good one on the same connection.
+            let fd = try Self.connect(baton.controlPath)
+            defer { close(fd) }
+            Self.send(fd, "hello\n{\"v\":1,\"id\":5,\"cmd\":\"explode\"}\n{\"v\":1,\"id\":6,\"cmd\":\"status\"}\n")
+            let replies = try Self.readLines(fd, count: 3, timeout: .seconds(30))
+            #expect(replies[0].contains("\"ok\":false"), "\(replies[0])")
+            #expect(replies[1].contains("\"ok\":false") && replies[1].contains("\"id\":5"), "\(replies[1])")
+            #expect(replies[2].contains("\"ok\":true") && replies[2].contains("\"id\":6"), "\(replies[2])")
+
+            // A line over 64 KiB: an error reply, then the connection is closed.
+            let big = try Self.connect(baton.controlPath)
+            defer { close(big) }
+            Self.send(big, "{\"v\":1,\"id\":1,\"cmd\":\"status\",\"pad\":\"" + String(repeating: "x", count: 70_000))
+            let refusal = try Self.readUntilClosed(big, timeout: .seconds(30))
+            #expect(refusal.contains("\"ok\":false"), "\(refusal.prefix(300))")
+            #expect(refusal.contains("request line over 65536 bytes"), "\(refusal.prefix(300))")
+
+            let reload = try baton.client(["reload", "--wait"])
+            #expect(reload.status == .exited(0), "\(reload.output)")
+        }
+
+        /// The first `count` lines the master sends on `fd`.
+        static func readLines(_ fd: Int32, count: Int, timeout: Duration) throws -> [String] {
+            let deadline = ContinuousClock.now + timeout
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while received.filter({ $0 == UInt8(ascii: "\n") }).count < count {
+                guard ContinuousClock.now < deadline else { throw TestSupportError("fewer than \(count) lines within \(timeout)") }
+                var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&entry, 1, 1000) > 0 else { continue }
+                let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard got > 0 else { throw TestSupportError("the master closed the connection") }
+                received += buffer[..<got]
+            }
+            return String(decoding: received, as: UTF8.self).split(separator: "\n").prefix(count).map(String.init)
+        }
+
         static func connect(_ path: String) throws -> Int32 {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
