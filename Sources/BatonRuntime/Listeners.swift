@@ -106,6 +106,24 @@ public enum ListenerBinder {
                 unlink(path)
                 throw error
             }
+            if listener.owner != nil || listener.group != nil {
+                do throws(ListenerError) {
+                    let owner: (uid: uid_t?, gid: gid_t?)
+                    do {
+                        owner = try Credentials.fileOwnership(owner: listener.owner, group: listener.group)
+                    } catch {
+                        throw ListenerError(
+                            listener: listener.name, address: address.description, operation: "chown", code: error.errno,
+                            detail: error.message)
+                    }
+                    // -1 leaves that id as it is.
+                    guard chown(path, owner.uid ?? uid_t.max, owner.gid ?? gid_t.max) == 0 else { throw failure("chown") }
+                } catch {
+                    close(fd)
+                    unlink(path)
+                    throw error
+                }
+            }
             guard listen(fd, listener.backlog) == 0 else {
                 let error = failure("listen")
                 close(fd)

@@ -40,6 +40,17 @@ public struct Credentials: Sendable, Equatable {
         return Credentials(uid: entry.uid, gid: gid, groups: try groupList(user: entry.name, gid: gid))
     }
 
+    /// The uid and gid a file is given for `owner` and `group` (names or numbers); nil keeps
+    /// that part as it is.
+    public static func fileOwnership(owner: String?, group: String?) throws(SpawnError) -> (uid: uid_t?, gid: gid_t?) {
+        let uid: uid_t? = try owner.map { name throws(SpawnError) in
+            // nil only for a number without a passwd entry: the number is the uid.
+            try lookupUser(name)?.uid ?? uid_t(name)!
+        }
+        let gid: gid_t? = try group.map { name throws(SpawnError) in try lookupGroup(name) }
+        return (uid, gid)
+    }
+
     private struct PasswdEntry {
         var name: String
         var uid: uid_t
