@@ -1,5 +1,6 @@
 """The summary table (figure, baton, target, baselines, pass/fail) and docs/BENCHMARKS.md."""
 import os
+import statistics
 
 FAILURE_KINDS = ("refused", "reset", "timeout", "empty", "short", "status", "other")
 # Peers measured on this kind of machine (../shared/research/swift-on-linux.md section 10 and
@@ -100,15 +101,26 @@ def table(results):
         n = fp["reloads_done"]
         cpu = fp["cpu_per_reload_ms"]
         hup = fp.get("cpu_per_reload_hup_ms")
+        hup_batches = fp.get("cpu_batches_hup_ms") or []
         if hup is None:
             row(f"master CPU per reload (user + system, {n} reloads)", ms(cpu, 2), "< 0.3 ms",
                 f"nginx ≈ {PEERS['nginx_cpu_ms']} ms", cpu < 0.3)
-        else:
-            # nginx's figure is a SIGHUP reload's: judged on baton's SIGHUP reloads, with the
-            # production path (`reload --wait`: a control connection and its progress lines) beside.
+        elif not hup_batches:
             row(f"master CPU per reload (user + system): SIGHUP ({fp['hup_reloads']} reloads); "
                 f"`reload --wait` ({n} reloads)", f"{ms(hup, 2)}; {ms(cpu, 2)}", "< 0.3 ms (SIGHUP, as nginx's)",
                 f"nginx ≈ {PEERS['nginx_cpu_ms']} ms (SIGHUP)", hup < 0.3)
+        else:
+            # nginx's figure is a SIGHUP reload's: judged on baton's SIGHUP reloads, with the
+            # production path (`reload --wait`: a control connection and its progress lines) beside.
+            # Judged on the median batch: the host's neighbours move whole minutes by 30 %.
+            median = statistics.median(hup_batches)
+            control = fp.get("cpu_batches_ms") or []
+            control_text = (f"{ms(statistics.median(control), 2)} (median of {len(control)}; mean {ms(cpu, 2)})"
+                            if control else ms(cpu, 2))
+            row(f"master CPU per reload (user + system): SIGHUP, median of {len(hup_batches)} batches of "
+                f"{fp['cpu_batch']} (min–max; mean); `reload --wait`, {n} reloads",
+                f"{ms(median, 2)} ({ms(min(hup_batches), 2)}–{ms(max(hup_batches), 2)}; mean {ms(hup, 2)}); {control_text}",
+                "< 0.3 ms (SIGHUP, as nginx's)", f"nginx ≈ {PEERS['nginx_cpu_ms']} ms (SIGHUP)", median < 0.3)
         row("master anonymous RSS after start / after reloads", f"{mb(start['RssAnon'])} / {mb(end['RssAnon'])}",
             "< 2 MB", "", start["RssAnon"] < 2000 and end["RssAnon"] < 2000)
         build = " (`make release` build)" if fp.get("build") == "static" else ""
@@ -257,6 +269,11 @@ def markdown(results, summary_table):
                        f"{sample['VmHWM']} kB | {sample['fds']} |")
         out += ["", "(Samples are taken while reloads run, so a sample's fd count may include a reload in "
                 "progress.)", ""]
+        if fp.get("cpu_batches_hup_ms"):
+            batches = ", ".join(f"{value:.3f}" for value in fp["cpu_batches_hup_ms"])
+            out += [f"CPU per SIGHUP reload, each batch of {fp['cpu_batch']} in order (ms): {batches}. The table "
+                    "judges the median: the host is shared, and the same binary measures up to 30 % apart from "
+                    "one minute to the next (Benchmarks/notes.md).", ""]
     if results.get("static"):
         st = results["static"]
         out += ["## --static-swift-stdlib", "", "| build | baton size | baton-master size | test worker size | VmHWM | "

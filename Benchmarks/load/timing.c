@@ -32,6 +32,30 @@ static void on_stop(int signal) { (void)signal; stop_requested = 1; }
 
 static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
+/// The CPU time `pid` has had, in ns, summed over its threads (/proc/PID/task/TID/schedstat);
+/// -1 when it cannot be read. Read after each reload has finished and before the next begins,
+/// so the difference between two lines is exactly one reload's.
+static long long cpu_ns_of(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    if (tasks == NULL) return -1;
+    long long total = 0;
+    struct dirent *entry;
+    while ((entry = readdir(tasks)) != NULL) {
+        if (entry->d_name[0] == '.') continue;
+        char file[320];
+        snprintf(file, sizeof file, "/proc/%d/task/%s/schedstat", (int)pid, entry->d_name);
+        FILE *stat = fopen(file, "r");
+        if (stat == NULL) continue;
+        long long running = 0;
+        if (fscanf(stat, "%lld", &running) == 1) total += running;
+        fclose(stat);
+    }
+    closedir(tasks);
+    return total;
+}
+
 /// The children of every thread of `parent` (from /proc/PID/task/TID/children).
 static int children_of(pid_t parent, pid_t *out, int capacity) {
     char path[64];
@@ -264,10 +288,11 @@ int run_timing(const struct timing_options *o) {
         for (int k = 0; k < n_old; k++) {
             if (old_fds[k] >= 0) close(old_fds[k]);
         }
+        long long master_cpu = naive ? -1 : cpu_ns_of(o->parent);
         printf("{\"i\":%d,\"trigger_mono_us\":%llu,\"trigger_realtime_us\":%llu,\"old\":%d,\"first_new_us\":%ld,\"serving_us\":%ld,"
-               "\"reply_us\":%ld,\"ok\":%d,\"old_exited_us\":%ld,\"spawned_us\":%ld,\"timed_out\":%d}\n",
+               "\"reply_us\":%ld,\"ok\":%d,\"old_exited_us\":%ld,\"spawned_us\":%ld,\"timed_out\":%d,\"master_cpu_ns\":%lld}\n",
                i, (unsigned long long)(t0 / 1000u), (unsigned long long)trigger_realtime, n_old, first_new, serving, reply, ok, old_exited, spawned,
-               now_ns() >= deadline);
+               now_ns() >= deadline, master_cpu);
         fflush(stdout);
         if (o->gap_ms > 0) sleep_ns((uint64_t)o->gap_ms * 1000000u);
     }
