@@ -137,7 +137,16 @@ final class ControlClient {
         -> ControlReply
     {
         let id = UInt64(getpid())
-        try write(ControlCodec.encode(ControlRequest(id: id, command: command)))
+        do {
+            try write(ControlCodec.encode(ControlRequest(id: id, command: command)))
+        } catch {
+            // A master that refuses the connection (a uid it does not serve, too many clients)
+            // answers and closes at once, maybe before the request was sent: its reply says why.
+            if let line = try? readLine(), case .reply(let reply)? = try? ControlCodec.decodeMessage(line), reply.id == nil {
+                return reply
+            }
+            throw error
+        }
         while true {
             let line = try readLine()
             let message: ControlCodec.Message

@@ -116,6 +116,17 @@ extension IntegrationTests {
             let answer = try refused.waitForLine(timeout: .seconds(5), containing: "baton:")
             #expect(answer.contains("permission denied: uid 65534"), "\(answer)")
             try baton.process.waitForLine(after: mark, containing: "control: refused a connection from uid 65534")
+
+            // The same with the client's request held back 300 ms (strace fault injection): the
+            // master has answered and closed before the request goes out, and the client still
+            // reports the master's reason rather than the broken pipe.
+            let delayed = try SupervisedProcess(
+                executable: "/usr/bin/strace",
+                arguments: ["-f", "-o", "/dev/null", "-e", "inject=sendto:delay_enter=300000"] + words)
+            defer { delayed.cleanup(reportedGroups: false) }
+            #expect(try delayed.waitForExit() == .exited(1))
+            let reason = try delayed.waitForLine(timeout: .seconds(5), containing: "baton:")
+            #expect(reason.contains("permission denied: uid 65534"), "\(reason)")
             #expect(try baton.client(["status"]).status == .exited(0))
         }
 
