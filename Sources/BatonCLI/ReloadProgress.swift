@@ -31,6 +31,9 @@ public struct ReloadProgress {
             if let worker = event.worker { spawned.insert(worker) }
         case .ready where event.generation == generation:
             if let worker = event.worker { ready.insert(worker) }
+        case .exited where event.generation == generation:
+            // A ready worker that dies is not ready any more; its restart spawns it again.
+            if let worker = event.worker { ready.remove(worker) }
         case .serving where event.generation == generation:
             serving = true
         default:

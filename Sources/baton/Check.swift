@@ -16,7 +16,7 @@ struct Check: ParsableCommand {
             // As `run` reads it: a file that crashes the TOML parser is refused, not a crash here.
             configuration = try options.reloader().resolve()
         } catch {
-            FileOutput.standardError("baton: \(error)")
+            ErrorOutput.print("baton: \(error)")
             throw ExitCode(ExitStatus.usage)
         }
         let program = configuration.program

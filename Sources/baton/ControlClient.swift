@@ -273,20 +273,15 @@ enum ControlCommandRunner {
             let client = try ControlClient(path: path, deadline: deadline)
             return try client.call(command, tick: tick, onTick: onTick, onEvent: onEvent)
         } catch {
-            printError("baton: \(error.description)")
+            ErrorOutput.print("baton: \(error.description)")
             throw ExitCode(error.exitStatus)
         }
     }
 
-    /// Writes an error to stderr, in red on a terminal.
-    static func printError(_ text: String) {
-        FileOutput.standardError(TerminalStyle.of(fd: 2, environment: CLIEnvironment.current).paint(text, .red))
-    }
-
     /// Prints a failed reply (and the failing worker's last lines) and exits 1.
     static func fail(_ what: String, _ reply: ControlReply) -> ExitCode {
-        let style = TerminalStyle.of(fd: 2, environment: CLIEnvironment.current)
-        var lines = [style.paint("baton: \(what) failed: \(reply.error ?? "no reason given")", .red)]
+        // Only the reason is red: the worker's own lines keep whatever they say.
+        var lines = [ErrorOutput.style.paint("baton: \(what) failed: \(reply.error ?? "no reason given")", .red)]
         if let output = reply.output, !output.isEmpty {
             lines.append("last output of the failing worker:")
             lines += output.map { "  | \($0)" }
@@ -299,7 +294,7 @@ enum ControlCommandRunner {
     static func duration(_ text: String?, flag: String) throws -> Duration? {
         guard let text else { return nil }
         guard let value = DurationText.parse(text), value > .zero else {
-            FileOutput.standardError("baton: \(flag) \(text): expected a duration such as 250ms, 30s, 5m or 1h")
+            ErrorOutput.print("baton: \(flag) \(text): expected a duration such as 250ms, 30s, 5m or 1h")
             throw ExitCode(ExitStatus.usage)
         }
         return value

@@ -22,7 +22,7 @@ struct Run: ParsableCommand {
             reloader = try options.reloader()
             configuration = try reloader.resolve()
         } catch {
-            FileOutput.standardError("baton: \(error)")
+            ErrorOutput.print("baton: \(error)")
             throw ExitCode(ExitStatus.usage)
         }
         // The master is another executable, without the argument parser and Foundation; it
@@ -31,7 +31,7 @@ struct Run: ParsableCommand {
             configPath: options.config, overrides: reloader.overrides, configuration: configuration,
             fileText: reloader.remembered.flatMap { String(validating: $0.bytes, as: UTF8.self) })
         let failure = launch.exec(arguments: CommandLine.arguments)
-        FileOutput.standardError("baton: \(failure)")
+        ErrorOutput.print("baton: \(failure)")
         throw ExitCode(ExitStatus.failed)
     }
 }

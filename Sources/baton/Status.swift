@@ -18,7 +18,7 @@ struct Status: ParsableCommand {
         let reply = try ControlCommandRunner.call(.status, options: control, timeout: ControlCommandRunner.replyTimeout)
         guard reply.ok else { throw ControlCommandRunner.fail("status", reply) }
         guard let report = reply.status else {
-            FileOutput.standardError("baton: the master's reply carries no status")
+            ErrorOutput.print("baton: the master's reply carries no status")
             throw ExitCode(ExitStatus.failed)
         }
         let style = TerminalStyle.of(fd: 1, environment: CLIEnvironment.current)

@@ -147,6 +147,18 @@ import Testing
         #expect(progress.finish() == "", "erased once")
     }
 
+    @Test func aReadyWorkerThatExitsIsNoLongerCountedReady() {
+        let started = ContinuousClock.now
+        var progress = ReloadProgress(style: TerminalStyle(isTerminal: true, environment: ["NO_COLOR": "1"]), started: started)
+        for event in Self.events.prefix(4) { _ = progress.record(event, at: started) }
+        let exited = progress.record(ControlEvent(.exited, generation: 7, worker: 0, pid: 4121, message: "status 1"), at: started)
+        #expect(exited.hasSuffix("0/2 workers ready (0.0s)"), "\(exited)")
+        // Its restart is the same worker again, not a third one.
+        _ = progress.record(ControlEvent(.spawned, generation: 7, worker: 0, pid: 4130), at: started)
+        let ready = progress.record(ControlEvent(.ready, generation: 7, worker: 0, pid: 4130), at: started)
+        #expect(ready.hasSuffix("1/2 workers ready (0.0s)"), "\(ready)")
+    }
+
     @Test func servingShowsOnTheLine() {
         var progress = ReloadProgress(style: TerminalStyle(isTerminal: true, environment: [:]))
         _ = progress.record(ControlEvent(.reloading, generation: 3))
