@@ -69,7 +69,12 @@ extension IntegrationTests {
             #expect(environment["EXTRA"] == "x")
             #expect(try Self.arguments(of: new).suffix(2) == ["--idle-grace", "500"])
             #expect(try baton.get().generation == "2")
+            // What clients reach now is the new worker, as it reports its environment itself.
+            #expect(try baton.get("/env").body.split(separator: "\n").contains("GREETING=two"))
+            // The old worker drained and exited on its own, as it was started.
             try baton.process.waitForLine(containing: "gen=1 exited")
+            #expect(baton.process.lines.contains { $0.hasSuffix("pid=\(old)] drained") }, "\(baton.process.lines.suffix(10))")
+            #expect(baton.process.lines.contains { $0.hasSuffix("pid=\(old) exited with status 0") })
         }
 
         static func environment(of pid: pid_t) throws -> [String: String] {
