@@ -98,8 +98,3 @@ public struct ReloadProgress {
         return event.kind == .message ? "\(line) \(message)" : "\(line): \(message)"
     }
 }
-
-/// The process's environment as a dictionary, read once.
-public enum CLIEnvironment {
-    public static let current: [String: String] = Dictionary(ProcessEnvironment.read().map { ($0.key, $0.value) }) { $1 }
-}

@@ -1,3 +1,5 @@
+import BatonRuntime
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -69,4 +71,9 @@ public struct TerminalStyle: Sendable, Equatable {
         }
         return width
     }
+}
+
+/// The process's environment as a dictionary, read once.
+public enum CLIEnvironment {
+    public static let current: [String: String] = Dictionary(ProcessEnvironment.read().map { ($0.key, $0.value) }) { $1 }
 }

@@ -8,10 +8,17 @@ extension IntegrationTests {
     @Suite struct Operator {
         // MARK: - baton check
 
-        @Test func checkAcceptsAGoodFileAndSummarisesIt() throws {
+        /// Runs `baton check` on `text`, saved as web.toml in a fresh directory (removed after).
+        static func check(_ text: String) throws -> (path: String, status: BatonTestSupport.ExitStatus, output: String) {
             let directory = try TemporaryDirectory()
             defer { directory.cleanup() }
-            let path = try directory.write("web.toml", """
+            let path = try directory.write("web.toml", text)
+            let result = try SupervisedProcess.run(try Binaries.baton(), ["check", "--config", path])
+            return (path, result.status, result.output)
+        }
+
+        @Test func checkAcceptsAGoodFileAndSummarisesIt() throws {
+            let result = try Self.check("""
                 [[listener]]
                 name = "http"
                 address = "tcp://127.0.0.1:0"
@@ -21,7 +28,6 @@ extension IntegrationTests {
                 command = ["/bin/true"]
                 workers = 3
                 """)
-            let result = try SupervisedProcess.run(try Binaries.baton(), ["check", "--config", path])
             #expect(result.status == .exited(0), "\(result.output)")
             #expect(result.output.contains("configuration ok"))
             #expect(result.output.contains("program web: /bin/true"))
@@ -79,13 +85,10 @@ extension IntegrationTests {
             ),
         ])
         func checkRefusesABadFileNamingFileLineAndKey(text: String, expected: String) throws {
-            let directory = try TemporaryDirectory()
-            defer { directory.cleanup() }
-            let path = try directory.write("web.toml", text)
-            let result = try SupervisedProcess.run(try Binaries.baton(), ["check", "--config", path])
+            let result = try Self.check(text)
             #expect(result.status == .exited(2), "\(result.output)")
             // `expected` names the file as web.toml; the message names it as it was given.
-            #expect(result.output.contains("baton: \(path)\(expected.dropFirst("web.toml".count))"), "\(result.output)")
+            #expect(result.output.contains("baton: \(result.path)\(expected.dropFirst("web.toml".count))"), "\(result.output)")
             #expect(!result.output.contains("configuration ok"))
         }
 
@@ -116,9 +119,7 @@ extension IntegrationTests {
         /// Problems found once the file and the flags are merged (a key that needs another) name
         /// the file and the key; DESIGN.md asks for the line as well.
         @Test func checkRefusesAKeyThatNeedsAnotherNamingFileAndKey() throws {
-            let directory = try TemporaryDirectory()
-            defer { directory.cleanup() }
-            let path = try directory.write("web.toml", """
+            let result = try Self.check("""
                 [[listener]]
                 name = "http"
                 address = "tcp://127.0.0.1:0"
@@ -128,7 +129,7 @@ extension IntegrationTests {
                 command = ["/bin/true"]
                 ready = "exec"
                 """)
-            let result = try SupervisedProcess.run(try Binaries.baton(), ["check", "--config", path])
+            let path = result.path
             #expect(result.status == .exited(2), "\(result.output)")
             let lines = result.output.split(separator: "\n").map(String.init)
             #expect(lines.contains { $0.contains("\(path)") && $0.hasSuffix("listener \"http\": mode, owner and group apply only to unix:/path addresses") }, "\(lines)")
